@@ -1,0 +1,232 @@
+"""The one resource spec: names and settings of every AWS resource posterflow uses.
+
+Both the CDK stack (``infra/``) and the local cloud (``local/``) build their resources from
+this module, so timeouts, batch sizes, redrive counts, retention and concurrency are written
+down once. A contract test checks that the synthesized template and the local cloud agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROJECT = "posterflow"
+REPO_ROOT = Path(__file__).resolve().parents[4]
+STATEMACHINE_DIR = REPO_ROOT / "infra" / "statemachines"
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class QueueSpec(_Spec):
+    key: str
+    name: str
+    visibility_timeout_s: int
+    retention_s: int = 4 * 24 * 3600
+    max_receive_count: int = 3
+    dlq_name: str
+    dlq_retention_s: int = 14 * 24 * 3600
+    consumer: str | None = Field(None, description="key of the function fed by this queue")
+    batch_size: int = 10
+    max_batching_window_s: int = 0
+    max_concurrency: int = Field(2, ge=2, description="SQS event source maximum concurrency")
+
+
+class FunctionSpec(_Spec):
+    key: str
+    name: str
+    description: str
+    package: Literal["zip", "container"] = "zip"
+    handler: str = "handler.handler"
+    memory_mb: int
+    timeout_s: int
+    # How many instances run at once on the local cloud; in AWS, the event source's
+    # maximum concurrency bounds the same thing.
+    local_concurrency: int = 1
+
+    @property
+    def directory(self) -> Path:
+        return FUNCTIONS_DIR / self.key
+
+
+class TableSpec(_Spec):
+    name: str
+    partition_key: str = "PK"
+    sort_key: str = "SK"
+    gsi_name: str = "GSI1"
+    gsi_partition_key: str = "GSI1PK"
+    gsi_sort_key: str = "GSI1SK"
+    ttl_attribute: str = "expires_at"
+    stream_view: Literal["NEW_AND_OLD_IMAGES"] = "NEW_AND_OLD_IMAGES"
+    stream_consumer: str = "progress"
+    stream_batch_size: int = 100
+
+
+class UploadNotification(_Spec):
+    prefix: str
+    suffix: str
+    queue: str
+
+
+class BucketSpec(_Spec):
+    name: str
+    uploads_prefix: str = "uploads/"
+    outputs_prefix: str = "outputs/"
+    archives_prefix: str = "archives/"
+    templates_prefix: str = "templates/"
+    assets_prefix: str = "assets/"
+    manifests_prefix: str = "manifests/"
+    retention_days: int = 30
+    # Prefixes that the lifecycle rule expires after ``retention_days``.
+    expiring_prefixes: tuple[str, ...] = ("uploads/", "outputs/", "archives/", "manifests/")
+    notifications: tuple[UploadNotification, ...] = (
+        UploadNotification(prefix="uploads/", suffix=".zip", queue="split"),
+        UploadNotification(prefix="uploads/", suffix=".csv", queue="split"),
+    )
+
+
+class StateMachineSpec(_Spec):
+    key: str
+    name: str
+    definition_file: str
+    # ASL placeholder ``${Name}`` → function key whose ARN is substituted in.
+    function_substitutions: dict[str, str]
+    timeout_s: int = 3600
+
+    @property
+    def definition_path(self) -> Path:
+        return STATEMACHINE_DIR / self.definition_file
+
+
+class StackSpec(_Spec):
+    prefix: str
+    bucket: BucketSpec
+    table: TableSpec
+    queues: tuple[QueueSpec, ...]
+    functions: tuple[FunctionSpec, ...]
+    state_machines: tuple[StateMachineSpec, ...]
+    dlq_consumer: str = "dlq"
+    ses_sender: str = "posterflow@example.com"
+    job_retention_days: int = 30
+    api_stage: str = "prod"
+    websocket_stage: str = "prod"
+
+    def function(self, key: str) -> FunctionSpec:
+        for fn in self.functions:
+            if fn.key == key:
+                return fn
+        raise KeyError(f"no function {key!r} in the resource spec")
+
+    def queue(self, key: str) -> QueueSpec:
+        for q in self.queues:
+            if q.key == key:
+                return q
+        raise KeyError(f"no queue {key!r} in the resource spec")
+
+    def state_machine(self, key: str) -> StateMachineSpec:
+        for sm in self.state_machines:
+            if sm.key == key:
+                return sm
+        raise KeyError(f"no state machine {key!r} in the resource spec")
+
+
+def stack_spec(prefix: str = PROJECT) -> StackSpec:
+    """The resources of one deployment; ``prefix`` keeps deployments apart."""
+
+    def name(part: str) -> str:
+        return f"{prefix}-{part}"
+
+    functions = (
+        FunctionSpec(key="api", name=name("api"), description="REST API (API Gateway proxy)",
+                     memory_mb=1024, timeout_s=29, local_concurrency=4),
+        FunctionSpec(key="splitter", name=name("splitter"),
+                     description="Splits uploads and batch manifests into per-item messages",
+                     memory_mb=512, timeout_s=300, local_concurrency=2),
+        FunctionSpec(key="render", name=name("render"), package="container",
+                     description="Renders posters with headless Chromium",
+                     memory_mb=3008, timeout_s=120, local_concurrency=2),
+        FunctionSpec(key="crop", name=name("crop"), package="container",
+                     description="Detects faces and crops photos",
+                     memory_mb=1536, timeout_s=60, local_concurrency=2),
+        FunctionSpec(key="progress", name=name("progress"),
+                     description="WebSocket routes and DynamoDB stream → progress events",
+                     memory_mb=512, timeout_s=30, local_concurrency=1),
+        FunctionSpec(key="finalize", name=name("finalize"),
+                     description="Finalize workflow tasks: archive, email, webhook",
+                     memory_mb=1024, timeout_s=900, local_concurrency=2),
+        FunctionSpec(key="dlq", name=name("dlq"),
+                     description="Marks items whose messages exhausted their retries as failed",
+                     memory_mb=256, timeout_s=60, local_concurrency=1),
+    )
+    queues = (
+        QueueSpec(key="split", name=name("split"), dlq_name=name("split-dlq"),
+                  visibility_timeout_s=1800, consumer="splitter", batch_size=1, max_concurrency=5),
+        QueueSpec(key="render", name=name("render"), dlq_name=name("render-dlq"),
+                  visibility_timeout_s=720, consumer="render", batch_size=10, max_concurrency=50),
+        QueueSpec(key="crop", name=name("crop"), dlq_name=name("crop-dlq"),
+                  visibility_timeout_s=360, consumer="crop", batch_size=10, max_concurrency=50),
+    )
+    return StackSpec(
+        prefix=prefix,
+        bucket=BucketSpec(name=name("data")),
+        table=TableSpec(name=name("jobs")),
+        queues=queues,
+        functions=functions,
+        state_machines=(
+            StateMachineSpec(key="finalize", name=name("finalize"), definition_file="finalize.asl.json",
+                             function_substitutions={"FinalizeFunctionArn": "finalize"}),
+        ),
+    )
+
+
+# Environment variable names given to every function; values differ per deployment.
+ENV_BUCKET = "POSTERFLOW_BUCKET"
+ENV_TABLE = "POSTERFLOW_TABLE"
+ENV_QUEUE_URL = "POSTERFLOW_{key}_QUEUE_URL"  # key upper-cased: SPLIT, RENDER, CROP
+ENV_STATE_MACHINE_ARN = "POSTERFLOW_{key}_STATE_MACHINE_ARN"
+ENV_FUNCTION_NAME = "POSTERFLOW_{key}_FUNCTION"
+ENV_SES_SENDER = "POSTERFLOW_SES_SENDER"
+ENV_WEBSOCKET_ENDPOINT = "POSTERFLOW_WEBSOCKET_ENDPOINT"
+ENV_WEBSOCKET_URL = "POSTERFLOW_WEBSOCKET_URL"
+ENV_API_URL = "POSTERFLOW_API_URL"
+ENV_RETENTION_DAYS = "POSTERFLOW_RETENTION_DAYS"
+
+
+class ResourceRefs(BaseModel):
+    """Concrete (local) or token (CDK) values for the resources a function refers to."""
+
+    bucket: str
+    table: str
+    queue_urls: dict[str, str]
+    state_machine_arns: dict[str, str]
+    function_names: dict[str, str]
+    websocket_endpoint: str = ""
+    websocket_url: str = ""
+    api_url: str = ""
+
+
+def function_environment(spec: StackSpec, fn: FunctionSpec, refs: ResourceRefs) -> dict[str, str]:
+    """The environment variables a function gets, in AWS and on the local cloud alike."""
+    env = {
+        ENV_BUCKET: refs.bucket,
+        ENV_TABLE: refs.table,
+        ENV_SES_SENDER: spec.ses_sender,
+        ENV_RETENTION_DAYS: str(spec.job_retention_days),
+        ENV_WEBSOCKET_ENDPOINT: refs.websocket_endpoint,
+        ENV_WEBSOCKET_URL: refs.websocket_url,
+        ENV_API_URL: refs.api_url,
+        "POWERTOOLS_SERVICE_NAME": fn.name,
+        "POWERTOOLS_METRICS_NAMESPACE": spec.prefix,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    for key, url in refs.queue_urls.items():
+        env[ENV_QUEUE_URL.format(key=key.upper())] = url
+    for key, arn in refs.state_machine_arns.items():
+        env[ENV_STATE_MACHINE_ARN.format(key=key.upper())] = arn
+    for key, fname in refs.function_names.items():
+        env[ENV_FUNCTION_NAME.format(key=key.upper())] = fname
+    return env
