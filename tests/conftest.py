@@ -1,9 +1,10 @@
-"""Shared fixtures: an embedded AWS (moto server) with the stack's resources provisioned."""
+"""Shared fixtures: one local cloud per test session (embedded AWS with the stack's resources,
+the Lambda runtime, event sources and API Gateway), on free ports."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,16 +12,19 @@ from posterflow import resources as r
 
 
 @pytest.fixture(scope="session")
-def aws_stack() -> Iterator[r.ResourceRefs]:
-    """The embedded AWS on a free port with every resource of the spec created, and the
-    function environment (bucket, table, queue URLs ...) exported to this process."""
-    from posterflow_local.embedded_aws import EmbeddedAWS
-    from posterflow_local.provision import provision
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from posterflow_local.cloud import CloudOptions, LocalCloud
 
-    server = EmbeddedAWS(port=0)
-    server.start()
-    spec = r.stack_spec()
-    refs = provision(spec, server.endpoint)
-    os.environ.update(r.function_environment(spec, spec.function("api"), refs))
-    yield refs
-    server.stop()
+    out: Path = tmp_path_factory.mktemp("out")
+    local = LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out))
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_stack(cloud: object) -> r.ResourceRefs:
+    """The provisioned resources; the function environment is exported to this process."""
+    refs = cloud.refs  # type: ignore[attr-defined]
+    assert refs is not None
+    return refs  # type: ignore[no-any-return]

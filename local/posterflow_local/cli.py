@@ -1,0 +1,160 @@
+"""The ``posterflow`` command: run the local cloud, invoke functions, run the demo.
+
+    posterflow up                     # the whole system on this machine, until Ctrl-C
+    posterflow invoke api events/api/health.json
+    posterflow demo                   # the main job end to end
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from posterflow import resources as r
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def _cloud_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    p.add_argument("--aws-port", type=int, default=4566, help="embedded AWS port (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="REST API port (default: %(default)s)")
+    p.add_argument("--ws-port", type=int, default=8001, help="WebSocket API port (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="output folder for mail and files (default: ./out)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posterflow",
+        description="posterflow: data → posters and face crops, on AWS serverless or on this machine's local cloud.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run the local cloud until Ctrl-C",
+                        description="Start the embedded AWS, the Lambda runtime, event sources and the "
+                                    "REST + WebSocket APIs, print the endpoints, and serve until Ctrl-C.")
+    _cloud_args(up)
+
+    inv = sub.add_parser("invoke", help="run one function once with an event file (like sam local invoke)",
+                         description="Invoke FUNCTION with the JSON event in EVENT. Uses a local cloud already "
+                                     "running on --aws-port if there is one, else starts a temporary one.")
+    inv.add_argument("function", help="function key (api, splitter, render, crop, progress, finalize, dlq) or name")
+    inv.add_argument("event", type=Path, help="JSON event file (see events/)")
+    _cloud_args(inv)
+
+    demo = sub.add_parser("demo", help="run the main job end to end on the local cloud")
+    _cloud_args(demo)
+    return parser
+
+
+def _read_event(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise CliError(f"event file {path} does not exist") from None
+    except OSError as exc:
+        raise CliError(f"cannot read event file {path}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise CliError(f"event file {path} is not valid JSON: {exc.msg} at {where}") from None
+
+
+def _function_name(key_or_name: str) -> str:
+    spec = r.stack_spec()
+    for fn in spec.functions:
+        if key_or_name in (fn.key, fn.name):
+            return fn.name
+    known = ", ".join(fn.key for fn in spec.functions)
+    raise CliError(f"unknown function {key_or_name!r}; choose one of: {known}")
+
+
+def _running_cloud(host: str, port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/moto-api/", timeout=0.5) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    event = _read_event(args.event)
+    name = _function_name(args.function)
+    if _running_cloud(args.host, args.aws_port):
+        import boto3
+
+        client = boto3.client("lambda", endpoint_url=f"http://{args.host}:{args.aws_port}", region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        resp = client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+        payload = json.loads(resp["Payload"].read() or b"null")
+        print(json.dumps(payload, indent=2, default=str))
+        return 1 if resp.get("FunctionError") else 0
+    from posterflow_local.cloud import CloudOptions, LocalCloud
+
+    with LocalCloud(CloudOptions(host=args.host, aws_port=0, api_port=0, ws_port=0, out_dir=args.out,
+                                 event_sources=False)) as cloud:
+        result = cloud.runtime.invoke(name, event)
+    if result.failed:
+        print(json.dumps(result.error_payload(), indent=2), file=sys.stderr)
+        return 1
+    print(json.dumps(result.payload, indent=2, default=str))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from posterflow_local.cloud import CloudOptions, LocalCloud
+
+    cloud = LocalCloud(CloudOptions(host=args.host, aws_port=args.aws_port, api_port=args.port,
+                                    ws_port=args.ws_port, out_dir=args.out))
+    cloud.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("posterflow local cloud is up:")
+    for k, v in cloud.endpoints().items():
+        print(f"  {k:16} {v}")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cloud.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from posterflow_local.demo import run_demo
+
+    return run_demo(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from posterflow_local.embedded_aws import PortInUseError
+
+    commands = {"up": cmd_up, "invoke": cmd_invoke, "demo": cmd_demo}
+    try:
+        return commands[args.command](args)
+    except (CliError, PortInUseError) as exc:
+        print(f"posterflow: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

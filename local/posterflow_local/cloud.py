@@ -1,0 +1,163 @@
+"""The local cloud: embedded AWS + Lambda runtime + event sources + API Gateway, wired from
+the one resource spec. ``posterflow up`` and the integration tests both start it from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from posterflow import resources as r
+from posterflow_local import fast_sqs, mailbox
+from posterflow_local.apigw import ApiGateway
+from posterflow_local.embedded_aws import EmbeddedAWS, ensure_port_free
+from posterflow_local.event_sources import DynamoStreamPoller, SqsPoller
+from posterflow_local.lambda_api import lambda_invoke_middleware
+from posterflow_local.lambda_runtime import Handler, LambdaRuntime, LocalFunction, module_loader
+from posterflow_local.provision import provision
+
+log = logging.getLogger("posterflow.local")
+STATIC_DIR = r.REPO_ROOT / "local" / "dashboard"
+
+
+@dataclass
+class CloudOptions:
+    host: str = "127.0.0.1"
+    aws_port: int = 4566
+    api_port: int = 8000
+    ws_port: int = 8001
+    out_dir: Path = Path("out")
+    prefix: str = r.PROJECT
+    # Start the event-source pollers (off only for tests that drive functions by hand).
+    event_sources: bool = True
+    concurrency: dict[str, int] = field(default_factory=dict)
+
+
+class LocalCloud:
+    def __init__(self, options: CloudOptions | None = None) -> None:
+        self.options = options or CloudOptions()
+        self.spec = r.stack_spec(self.options.prefix)
+        self.runtime = LambdaRuntime()
+        self.aws = EmbeddedAWS(self.options.host, self.options.aws_port,
+                               middleware=(lambda_invoke_middleware(self.runtime),))
+        self.gateway = ApiGateway(
+            self.runtime, self.spec.function("api").name, self.spec.function("progress").name,
+            host=self.options.host, rest_port=self.options.api_port, ws_port=self.options.ws_port,
+            stage=self.spec.api_stage, static_dir=STATIC_DIR if STATIC_DIR.exists() else None,
+        )
+        self.sqs_pollers: list[SqsPoller] = []
+        self.stream_poller: DynamoStreamPoller | None = None
+        self.refs: r.ResourceRefs | None = None
+        self.environment: dict[str, str] = {}
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> LocalCloud:
+        o = self.options
+        ensure_port_free(o.host, o.api_port, "API")
+        ensure_port_free(o.host, o.ws_port, "WS")
+        fast_sqs.install()
+        mailbox.install(o.out_dir / "mail")
+        self.aws.start()
+        self.gateway.start()
+        refs = provision(self.spec, self.aws.endpoint)
+        self.refs = refs.model_copy(update={
+            "websocket_endpoint": self.gateway.management_endpoint,
+            "websocket_url": self.gateway.ws_url,
+            "api_url": self.gateway.rest_url,
+        })
+        # Every function gets the same resource variables; only the Powertools service name
+        # differs, and that is applied while each handler module is imported.
+        self.environment = r.function_environment(self.spec, self.spec.function("api"), self.refs)
+        os.environ.update(self.environment)
+        os.environ.setdefault("POSTERFLOW_OUT_DIR", str(o.out_dir.resolve()))
+        for fn in self.spec.functions:
+            self._register_spec_function(fn)
+        if o.event_sources:
+            self._start_event_sources()
+        return self
+
+    def stop(self) -> None:
+        for p in self.sqs_pollers:
+            p._stop.set()
+        if self.stream_poller:
+            self.stream_poller.stop()
+        for p in self.sqs_pollers:
+            p.stop()
+        self.gateway.stop()
+        self.aws.stop()
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- functions -------------------------------------------------------------------------
+    def _register_spec_function(self, fn: r.FunctionSpec) -> None:
+        module_file, attribute = fn.handler.rsplit(".", 1)
+        env = r.function_environment(self.spec, fn, self.refs) if self.refs else {}
+        env.update({
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
+        })
+        self.runtime.register(LocalFunction(
+            name=fn.name, memory_mb=fn.memory_mb, timeout_s=fn.timeout_s,
+            concurrency=self.options.concurrency.get(fn.key, fn.local_concurrency),
+            environment=env,
+            load=module_loader(fn.directory / f"{module_file}.py", attribute, env),
+        ))
+
+    def register_function(self, name: str, handler: Handler | Callable[[], Handler], *, timeout_s: int = 30,
+                          memory_mb: int = 128, concurrency: int = 1, factory: bool = False) -> LocalFunction:
+        """Add a function outside the spec (tests, tools). ``factory=True`` builds a fresh
+        handler per instance, as a module import would."""
+        load: Callable[[], Handler] = handler if factory else (lambda: handler)  # type: ignore[assignment,return-value]
+        fn = LocalFunction(name=name, memory_mb=memory_mb, timeout_s=timeout_s, concurrency=concurrency,
+                           environment={}, load=load)
+        self.runtime.register(fn)
+        return fn
+
+    def add_sqs_source(self, queue_url: str, function_name: str, *, batch_size: int = 10,
+                       concurrency: int | None = None, wait_time_s: int = 1) -> SqsPoller:
+        fn = self.runtime.get(function_name)
+        poller = SqsPoller(queue_url=queue_url, function=fn, batch_size=batch_size,
+                           concurrency=concurrency or fn.concurrency, wait_time_s=wait_time_s)
+        poller.start()
+        self.sqs_pollers.append(poller)
+        return poller
+
+    def _start_event_sources(self) -> None:
+        assert self.refs is not None
+        for q in self.spec.queues:
+            if q.consumer:
+                self.add_sqs_source(self.refs.queue_urls[q.key], self.spec.function(q.consumer).name,
+                                    batch_size=q.batch_size)
+            # Messages that exhausted their retries: the DLQ consumer records the failure.
+            self.add_sqs_source(self.refs.queue_urls[f"{q.key}_dlq"], self.spec.function(self.spec.dlq_consumer).name,
+                                batch_size=10, concurrency=1)
+        t = self.spec.table
+        self.stream_poller = DynamoStreamPoller(t.name, self.runtime.get(self.spec.function(t.stream_consumer).name),
+                                                batch_size=t.stream_batch_size)
+        self.stream_poller.start()
+
+    # ---- handy facts -----------------------------------------------------------------------
+    def endpoints(self) -> dict[str, Any]:
+        assert self.refs is not None
+        return {
+            "aws": self.aws.endpoint,
+            "api": self.gateway.rest_url,
+            "websocket": self.gateway.ws_url,
+            "connections_api": self.gateway.management_endpoint,
+            "bucket": self.refs.bucket,
+            "table": self.refs.table,
+            "mail": str((self.options.out_dir / "mail").resolve()),
+        }
+
+    def invoke(self, function: str, event: Any) -> Any:
+        name = self.spec.function(function).name if function in {f.key for f in self.spec.functions} else function
+        return self.runtime.invoke(name, event)
+
