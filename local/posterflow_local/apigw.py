@@ -273,8 +273,8 @@ class ApiGateway:
         if request.method == "GET":
             connected = self._connected_at.get(connection_id, time.time())
             return web.json_response({
-                "ConnectedAt": _iso(connected), "LastActiveAt": _iso(time.time()),
-                "Identity": {"SourceIp": request.remote or "127.0.0.1", "UserAgent": ""},
+                "connectedAt": _iso(connected), "lastActiveAt": _iso(time.time()),
+                "identity": {"sourceIp": request.remote or "127.0.0.1", "userAgent": ""},
             })
         return web.json_response({"message": "Method not allowed"}, status=405)
 

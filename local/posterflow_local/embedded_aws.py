@@ -7,6 +7,7 @@ set the environment, library code talks to this server exactly as it talks to AW
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -74,6 +75,7 @@ class EmbeddedAWS:
         app: WSGIApp = DomainDispatcherApplication(create_backend_app)
         for wrap in self._middleware:
             app = wrap(app)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = make_server(self.host, self.port, app, threaded=True,
                                    request_handler=MotoRequestHandler)
         self.port = self._server.server_address[1]
