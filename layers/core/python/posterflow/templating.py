@@ -150,7 +150,10 @@ _TYPE_HINTS: tuple[tuple[str, PlaceholderType], ...] = (
 _SAMPLES: dict[PlaceholderType, str] = {
     "email": "jane@example.com",
     # A 1x1 transparent PNG: previews render without fetching anything.
-    "image": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+    "image": (
+        "data:image/png;base64,"
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    ),
     "url": "https://example.com",
     "date": "2026-01-22",
     "number": "5",
