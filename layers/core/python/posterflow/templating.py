@@ -125,8 +125,10 @@ def _optional_names(tree: nodes.Template) -> set[str]:
     for test in tree.find_all(nodes.Test):
         if test.name in ("defined", "undefined", "none") and isinstance(test.node, nodes.Name):
             optional.add(test.node.name)
-    for cond in [*tree.find_all(nodes.If), *tree.find_all(nodes.CondExpr)]:
+    for cond in tree.find_all(nodes.If):
         optional.update(_names_in(cond.test))
+    for expr in tree.find_all(nodes.CondExpr):
+        optional.update(_names_in(expr.test))
     return optional
 
 

@@ -1,0 +1,1 @@
+"""Headless-Chromium poster rendering: sizes, network policy and the warm browser engine."""

@@ -1,0 +1,554 @@
+"""HTML → PNG/JPEG/WebP/PDF with one warm headless Chromium per process.
+
+Why it is shaped like this (figures in MEASURED.md and bench/render.py):
+
+- Launching Chromium costs ~0.6 s, so one browser lives as long as the process (a warm Lambda)
+  and is relaunched only after a crash or after ``restart_after`` renders, so a long-lived
+  renderer does not grow without bound (Gotenberg's restart-after idea).
+- Each concurrent render gets a *slot*: its own browser context (cookies, cache and storage
+  are not shared between templates) with one page. Slots are kept and reused: the next
+  document is written into the already-open page (``document.open/write/close``, which is also
+  what Playwright's ``set_content`` does, minus its lifecycle bookkeeping) instead of
+  navigating, and resources of the same template come from the memory cache.
+- Screenshots go through CDP ``Page.captureScreenshot`` because Playwright's ``screenshot()``
+  cannot ask for ``optimizeForSpeed`` (Chromium's PNG encoder at its default level dominates).
+- Untrusted templates: JavaScript is off unless the request opts in; every request leaving the
+  page goes through :class:`~posterflow.render.netpolicy.NetPolicy`; allowed ones are fetched
+  by the Playwright driver hop by hop (each redirect re-checked) and handed to the page. The
+  browser itself is pointed at a proxy that does not exist and cannot resolve any host name,
+  so anything the router does not see (a redirect, preconnect, WebSocket, WebRTC) fails closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urljoin
+
+from playwright._impl._api_structures import PdfMargins
+from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright, Route, async_playwright
+from playwright.async_api import Error as PlaywrightError
+from pydantic import BaseModel, ConfigDict, Field
+
+from posterflow.render.netpolicy import NetPolicy
+from posterflow.render.sizes import CONTENT_TYPES, OutputFormat, PageSize, resolve_size
+
+logger = logging.getLogger(__name__)
+
+ENV_CHROMIUM = "POSTERFLOW_CHROMIUM"
+SYSTEM_CHROMIUM = "/usr/bin/chromium"
+
+LAUNCH_ARGS: tuple[str, ...] = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--font-render-hinting=none",
+)
+# Fail-closed network: Chromium's own network stack can reach nothing; allowed requests are
+# fulfilled from the route handler (see module docstring). ``<-loopback>`` removes Chromium's
+# implicit proxy bypass for localhost.
+ISOLATION_ARGS: tuple[str, ...] = (
+    "--proxy-server=http://proxy.invalid:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+)
+
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+# Writes the document into the open page and waits until it would be screenshot-ready:
+# the load event (stylesheets, images, iframes), every <img> decoded, web fonts loaded.
+_LOAD_DOCUMENT_JS = """async (html) => {
+  document.open();
+  document.write(html);
+  document.close();
+  if (document.readyState !== 'complete') {
+    await new Promise((resolve) => window.addEventListener('load', resolve, { once: true }));
+  }
+  await Promise.all(Array.from(document.images, (img) => img.decode().catch(() => null)));
+  await document.fonts.ready;
+}"""
+
+
+class RenderError(Exception):
+    """One render failed; ``code`` is machine-readable, ``reason`` for people and item logs."""
+
+    code = "render_failed"
+
+    def __init__(self, reason: str, *, request_id: str | None = None) -> None:
+        self.reason = reason
+        self.request_id = request_id
+        super().__init__(reason)
+
+
+class RenderTimeout(RenderError):
+    code = "timeout"
+
+
+class BrowserCrashed(RenderError):
+    code = "browser_crashed"
+
+
+class ChromiumNotFound(RenderError):
+    code = "no_browser"
+
+
+class RenderRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    html: str
+    format: OutputFormat = "png"
+    size: PageSize = Field(default_factory=resolve_size)
+    quality: int = Field(default=85, ge=1, le=100, description="JPEG/WebP quality")
+    javascript: bool = False
+    timeout_s: float | None = Field(default=None, gt=0)
+    # "fast": Chromium's optimizeForSpeed encoder (≈2x faster, files ≈2-3x bigger);
+    # "small": its default zlib level.
+    png_compression: Literal["fast", "small"] = "fast"
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    data: bytes
+    format: OutputFormat
+    width: int
+    height: int
+    duration_ms: int
+    blocked_urls: tuple[str, ...] = ()
+    request_id: str | None = None
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    pages: int = 4
+    """Renders in flight at once (one page each)."""
+    restart_after: int = 1000
+    """Relaunch the browser after this many renders."""
+    timeout_s: float = 20.0
+    launch_timeout_s: float = 30.0
+    executable: str | None = None
+    """Chromium binary; default: ``$POSTERFLOW_CHROMIUM``, Playwright's own, ``/usr/bin/chromium``."""
+    policy: NetPolicy | None = None
+    """Default: :meth:`NetPolicy.from_env` at first launch."""
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass
+class EngineStats:
+    launches: int = 0
+    renders: int = 0
+    failures: int = 0
+    timeouts: int = 0
+    crashes: int = 0
+
+
+def find_chromium(playwright: Playwright | None = None) -> str | None:
+    """The executable to launch; ``None`` means Playwright's bundled browser."""
+    configured = os.environ.get(ENV_CHROMIUM)
+    if configured:
+        if not Path(configured).exists():
+            raise ChromiumNotFound(f"{ENV_CHROMIUM}={configured} does not exist")
+        return configured
+    if playwright is not None:
+        try:
+            if Path(playwright.chromium.executable_path).exists():
+                return None
+        except PlaywrightError:
+            pass
+    system = SYSTEM_CHROMIUM if Path(SYSTEM_CHROMIUM).exists() else shutil.which("chromium")
+    if system:
+        return system
+    raise ChromiumNotFound(f"no Chromium found: set {ENV_CHROMIUM} or install Playwright's browser")
+
+
+@dataclass
+class _Slot:
+    browser: Browser
+    key: tuple[float, bool]
+    context: BrowserContext
+    page: Page
+    cdp: CDPSession
+    viewport: tuple[int, int]
+    blocked: list[str] = field(default_factory=list)
+    used: bool = False
+    crashed: bool = False
+
+
+class AsyncRenderEngine:
+    """The engine on the caller's event loop. Use :class:`RenderEngine` from synchronous code."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.stats = EngineStats()
+        self._policy = self.config.policy
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._since_launch = 0
+        self._idle: list[_Slot] = []
+        self._slots = 0
+        self._busy = 0
+        self._lock = asyncio.Lock()
+        self._idle_cond = asyncio.Condition()
+        self._sem = asyncio.Semaphore(self.config.pages)
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Launch the browser now (otherwise the first render does)."""
+        async with self._lock:
+            await self._ensure_browser()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._shutdown_browser()
+            if self._playwright is not None:
+                await self._playwright.stop()
+                self._playwright = None
+
+    @property
+    def browser_connected(self) -> bool:
+        return self._browser is not None and self._browser.is_connected()
+
+    async def _ensure_browser(self) -> Browser:
+        if self._browser is not None and self._browser.is_connected():
+            return self._browser
+        if self._browser is not None:
+            logger.warning("chromium disconnected; relaunching")
+            self.stats.crashes += 1
+        await self._shutdown_browser()
+        if self._playwright is None:
+            self._playwright = await async_playwright().start()
+        if self._policy is None:
+            self._policy = NetPolicy.from_env()
+        executable = self.config.executable or find_chromium(self._playwright)
+        try:
+            self._browser = await self._playwright.chromium.launch(
+                executable_path=executable,
+                args=[*LAUNCH_ARGS, *ISOLATION_ARGS, *self.config.extra_args],
+                timeout=self.config.launch_timeout_s * 1000,
+                handle_sigint=False,
+                handle_sigterm=False,
+                handle_sighup=False,
+            )
+        except PlaywrightError as exc:
+            raise ChromiumNotFound(f"cannot launch Chromium ({executable or 'bundled'}): {exc.message}") from exc
+        self._since_launch = 0
+        self.stats.launches += 1
+        return self._browser
+
+    async def _shutdown_browser(self) -> None:
+        idle, self._idle = self._idle, []
+        self._slots -= len(idle)
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            try:
+                await asyncio.wait_for(browser.close(), 10)
+            except (PlaywrightError, TimeoutError):
+                logger.warning("closing chromium failed", exc_info=True)
+
+    # slots --------------------------------------------------------------------------------
+
+    async def _acquire(self, key: tuple[float, bool], size: PageSize) -> _Slot:
+        await self._sem.acquire()
+        try:
+            async with self._lock:
+                if self._since_launch >= self.config.restart_after and self.browser_connected:
+                    # Drain: let in-flight renders finish, then relaunch with a fresh process.
+                    async with self._idle_cond:
+                        await self._idle_cond.wait_for(lambda: self._busy == 0)
+                    logger.info("relaunching chromium after %d renders", self._since_launch)
+                    await self._shutdown_browser()
+                browser = await self._ensure_browser()
+                slot = self._take_idle(key)
+                if slot is None:
+                    if self._slots >= self.config.pages and self._idle:
+                        await self._discard(self._idle.pop(0))
+                    try:
+                        slot = await self._new_slot(browser, key, size)
+                    except PlaywrightError:
+                        # The browser died under us (killed, out of memory) before Playwright
+                        # noticed the disconnect: start a new one, once.
+                        logger.warning("chromium is unusable; relaunching", exc_info=True)
+                        self.stats.crashes += 1
+                        await self._shutdown_browser()
+                        slot = await self._new_slot(await self._ensure_browser(), key, size)
+                self._busy += 1
+                return slot
+        except BaseException:
+            self._sem.release()
+            raise
+
+    def _take_idle(self, key: tuple[float, bool]) -> _Slot | None:
+        for i, slot in enumerate(self._idle):
+            if slot.key == key:
+                return self._idle.pop(i)
+        return None
+
+    async def _release(self, slot: _Slot, *, healthy: bool) -> None:
+        if healthy and not slot.crashed and slot.browser is self._browser and self.browser_connected:
+            self._idle.append(slot)
+        else:
+            await self._discard(slot)
+        async with self._idle_cond:
+            self._busy -= 1
+            self._idle_cond.notify_all()
+        self._sem.release()
+
+    async def _discard(self, slot: _Slot) -> None:
+        self._slots -= 1
+        try:
+            await asyncio.wait_for(slot.context.close(), 5)
+        except (PlaywrightError, TimeoutError):
+            logger.debug("closing a render context failed", exc_info=True)
+
+    async def _new_slot(self, browser: Browser, key: tuple[float, bool], size: PageSize) -> _Slot:
+        scale, javascript = key
+        context = await browser.new_context(
+            viewport={"width": size.width, "height": size.height},
+            device_scale_factor=scale,
+            java_script_enabled=javascript,
+            service_workers="block",
+            accept_downloads=False,
+        )
+        try:
+            page = await context.new_page()
+            cdp = await context.new_cdp_session(page)
+        except BaseException:
+            with contextlib.suppress(PlaywrightError):
+                await context.close()
+            raise
+        self._slots += 1
+        slot = _Slot(browser=browser, key=key, context=context, page=page, cdp=cdp, viewport=(size.width, size.height))
+
+        def on_crash(_: Page) -> None:
+            slot.crashed = True
+
+        page.on("crash", on_crash)
+
+        async def route(route: Route) -> None:
+            await self._route(route, slot)
+
+        await context.route("**/*", route)
+        return slot
+
+    # network ------------------------------------------------------------------------------
+
+    async def _route(self, route: Route, slot: _Slot) -> None:
+        """Fetch an allowed request hop by hop so every redirect target is checked too."""
+        assert self._policy is not None
+        url = route.request.url
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                decision = await self._policy.check(url)
+                if not decision.allowed:
+                    slot.blocked.append(f"{url}: {decision.reason}")
+                    logger.info("blocked template request %s: %s", url, decision.reason)
+                    await route.abort("blockedbyclient")
+                    return
+                response = await route.fetch(url=url, max_redirects=0)
+                location = response.headers.get("location")
+                if response.status in _REDIRECT_STATUSES and location:
+                    url = urljoin(url, location)
+                    continue
+                await route.fulfill(response=response)
+                return
+            slot.blocked.append(f"{url}: more than {MAX_REDIRECTS} redirects")
+            await route.abort("blockedbyclient")
+        except PlaywrightError as exc:
+            # The fetch failed, or the page went away (a timed-out render closes its context).
+            logger.debug("template request %s failed: %s", url, exc.message)
+            with contextlib.suppress(PlaywrightError):
+                await route.abort("failed")
+
+    # rendering ----------------------------------------------------------------------------
+
+    async def render(self, request: RenderRequest) -> RenderResult:
+        """Render one document. Raises :class:`RenderError` (or a subclass) with the reason.
+
+        A render hit by a browser or page crash is retried once on a fresh slot."""
+        for attempt in range(2):
+            try:
+                return await self._render_once(request)
+            except BrowserCrashed:
+                if attempt == 1:
+                    raise
+                logger.warning("render %s hit a crash; retrying once", request.request_id)
+        raise AssertionError("unreachable")
+
+    async def _render_once(self, request: RenderRequest) -> RenderResult:
+        started = time.perf_counter()
+        timeout = request.timeout_s or self.config.timeout_s
+        key = (request.size.scale, request.javascript)
+        slot = await self._acquire(key, request.size)
+        healthy = False
+        try:
+            data = await asyncio.wait_for(self._render_on(slot, request), timeout)
+            healthy = True
+        except TimeoutError:
+            self.stats.timeouts += 1
+            self.stats.failures += 1
+            raise RenderTimeout(
+                f"render did not finish within {timeout:g}s (a resource never loaded or a script never ended)",
+                request_id=request.request_id,
+            ) from None
+        except PlaywrightError as exc:
+            self.stats.failures += 1
+            message = exc.message.lower()
+            if slot.crashed or not self.browser_connected or "crash" in message or "closed" in message:
+                self.stats.crashes += 1
+                raise BrowserCrashed(
+                    f"chromium crashed while rendering: {exc.message}", request_id=request.request_id
+                ) from exc
+            raise RenderError(f"render failed: {exc.message}", request_id=request.request_id) from exc
+        finally:
+            await self._release(slot, healthy=healthy)
+        self.stats.renders += 1
+        self._since_launch += 1
+        width, height = (request.size.pixel_width, request.size.pixel_height)
+        return RenderResult(
+            data=data,
+            format=request.format,
+            width=width,
+            height=height,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            blocked_urls=tuple(slot.blocked),
+            request_id=request.request_id,
+        )
+
+    async def _render_on(self, slot: _Slot, request: RenderRequest) -> bytes:
+        slot.blocked.clear()
+        size = request.size
+        page = slot.page
+        if slot.viewport != (size.width, size.height):
+            await page.set_viewport_size({"width": size.width, "height": size.height})
+            slot.viewport = (size.width, size.height)
+        if request.javascript and slot.used:
+            # A fresh Window, so timers and globals of the previous document cannot leak over.
+            await page.goto("about:blank")
+        slot.used = True
+        await page.evaluate(_LOAD_DOCUMENT_JS, request.html)
+        if request.format == "pdf":
+            return await self._pdf(page, size)
+        params: dict[str, Any] = {"format": request.format, "captureBeyondViewport": False, "fromSurface": True}
+        if request.format == "png":
+            params["optimizeForSpeed"] = request.png_compression == "fast"
+        else:
+            params["quality"] = request.quality
+        shot = await slot.cdp.send("Page.captureScreenshot", params)
+        return base64.b64decode(shot["data"])
+
+    @staticmethod
+    async def _pdf(page: Page, size: PageSize) -> bytes:
+        margin: PdfMargins = {"top": "0", "right": "0", "bottom": "0", "left": "0"}
+        if size.pdf_format:
+            return await page.pdf(format=size.pdf_format, print_background=True, margin=margin)
+        return await page.pdf(width=f"{size.width}px", height=f"{size.height}px", print_background=True, margin=margin)
+
+    async def render_many(self, requests: Sequence[RenderRequest]) -> list[RenderResult | RenderError]:
+        """Render in parallel (up to ``config.pages`` at once); a failed item is returned as its
+        :class:`RenderError` and does not affect the others."""
+
+        async def one(request: RenderRequest) -> RenderResult | RenderError:
+            try:
+                return await self.render(request)
+            except RenderError as exc:
+                return exc
+            except Exception as exc:  # one bad item must never take the batch down
+                logger.exception("render %s failed unexpectedly", request.request_id)
+                return RenderError(f"{type(exc).__name__}: {exc}", request_id=request.request_id)
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+class RenderEngine:
+    """Synchronous facade for Lambda handlers: the async engine runs on a private event-loop
+    thread that lives as long as the process, so the browser stays warm between invocations."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="posterflow-render", daemon=True)
+        self._thread.start()
+        self._engine = AsyncRenderEngine(config)
+        self._closed = False
+
+    @property
+    def config(self) -> EngineConfig:
+        return self._engine.config
+
+    @property
+    def stats(self) -> EngineStats:
+        return self._engine.stats
+
+    def _call(self, coro: Any) -> Any:
+        if self._closed:
+            raise RenderError("render engine is closed")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def start(self) -> None:
+        self._call(self._engine.start())
+
+    def render(self, request: RenderRequest) -> RenderResult:
+        result: RenderResult = self._call(self._engine.render(request))
+        return result
+
+    def render_many(self, requests: Sequence[RenderRequest]) -> list[RenderResult | RenderError]:
+        results: list[RenderResult | RenderError] = self._call(self._engine.render_many(requests))
+        return results
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._call(self._engine.close())
+        finally:
+            self._closed = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> RenderEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_engine: RenderEngine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine(config: EngineConfig | None = None) -> RenderEngine:
+    """The process-wide engine (created on first use; ``config`` only matters then)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None or _engine._closed:
+            _engine = RenderEngine(config)
+        return _engine
+
+
+def shutdown_engine() -> None:
+    global _engine
+    with _engine_lock:
+        if _engine is not None:
+            _engine.close()
+            _engine = None

@@ -1,0 +1,186 @@
+"""Which URLs an untrusted template may load while Chromium renders it.
+
+Default deny: ``data:`` (and in-page ``blob:`` / ``about:``) URLs, the project's asset bucket and
+a configured allow-list of URL prefixes. Even an allow-listed URL is refused when its host
+resolves to a loopback, private, link-local (169.254.169.254, the instance metadata service),
+multicast or reserved address — unless the rule says ``allow_private`` (only the local cloud's
+own moto endpoint needs that). Hostnames are resolved before deciding, so a public-looking
+name that points at 127.0.0.1 is refused too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+ENV_ASSET_URLS = "POSTERFLOW_ASSET_URLS"
+ENV_ALLOWLIST = "POSTERFLOW_RENDER_ALLOWLIST"
+ENV_BUCKET = "POSTERFLOW_BUCKET"
+ASSETS_PREFIX = "assets/"
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_INLINE_SCHEMES = frozenset({"data", "blob", "about"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Cloud metadata endpoints are refused even under ``allow_private``.
+_METADATA_NETS = (
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("fe80::/10"),
+    ipaddress.ip_network("fd00:ec2::/32"),
+)
+
+
+class PolicyError(ValueError):
+    """A malformed allow-list entry."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """``https://host[:port][/path/prefix]``; matched on scheme, host, port and path prefix."""
+
+    scheme: str
+    host: str
+    port: int
+    path_prefix: str
+    allow_private: bool = False
+
+    @classmethod
+    def parse(cls, prefix: str, *, allow_private: bool = False) -> AllowRule:
+        parts = urlsplit(prefix.strip())
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise PolicyError(f"allow-list entry must be an http(s) URL prefix, got {prefix!r}")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise PolicyError(f"allow-list entry must not carry credentials, query or fragment: {prefix!r}")
+        return cls(
+            scheme=scheme,
+            host=parts.hostname.lower().rstrip("."),
+            port=parts.port or _DEFAULT_PORTS[scheme],
+            path_prefix=parts.path or "/",
+            allow_private=allow_private,
+        )
+
+    def matches(self, scheme: str, host: str, port: int, path: str) -> bool:
+        return (scheme, host, port) == (self.scheme, self.host, self.port) and path.startswith(self.path_prefix)
+
+
+def is_public_address(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return is_public_address(address.ipv4_mapped)
+    return address.is_global and not address.is_multicast
+
+
+def _is_metadata(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in net for net in _METADATA_NETS)
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+class NetPolicy:
+    """Decides each request; async because hostnames are resolved (cached briefly)."""
+
+    def __init__(
+        self,
+        rules: Iterable[AllowRule | str] = (),
+        *,
+        resolver: Resolver | None = None,
+        cache_ttl_s: float = 30.0,
+    ) -> None:
+        self.rules: tuple[AllowRule, ...] = tuple(r if isinstance(r, AllowRule) else AllowRule.parse(r) for r in rules)
+        self._resolve = resolver or system_resolver
+        self._ttl = cache_ttl_s
+        self._cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
+
+    @classmethod
+    def from_env(cls, extra: Sequence[AllowRule | str] = ()) -> NetPolicy:
+        """Asset bucket URLs (from ``POSTERFLOW_BUCKET`` and ``POSTERFLOW_ASSET_URLS``) plus
+        ``POSTERFLOW_RENDER_ALLOWLIST`` (comma-separated URL prefixes)."""
+        rules: list[AllowRule | str] = [*asset_bucket_rules(), *extra]
+        rules += _split(os.environ.get(ENV_ASSET_URLS, ""))
+        rules += _split(os.environ.get(ENV_ALLOWLIST, ""))
+        return cls(rules)
+
+    async def check(self, url: str) -> Decision:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme in _INLINE_SCHEMES:
+            return Decision(True, f"{scheme}: URL")
+        if scheme not in _DEFAULT_PORTS:
+            return Decision(False, f"scheme {scheme or '(none)'}: is not allowed")
+        try:
+            host = (parts.hostname or "").lower().rstrip(".")
+            port = parts.port or _DEFAULT_PORTS[scheme]
+        except ValueError:
+            return Decision(False, "malformed URL")
+        if not host or parts.username or parts.password:
+            return Decision(False, "URL without a plain host")
+        path = parts.path or "/"
+        if ".." in unquote(path).split("/"):
+            return Decision(False, "path traversal")
+        rule = next((r for r in self.rules if r.matches(scheme, host, port, path)), None)
+        if rule is None:
+            return Decision(False, f"{scheme}://{host}:{port} is not in the allow-list")
+        try:
+            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in await self._lookup(host, port)]
+        except (OSError, ValueError) as exc:
+            return Decision(False, f"cannot resolve {host}: {exc}")
+        if not addresses:
+            return Decision(False, f"{host} has no address")
+        for address in addresses:
+            if _is_metadata(address):
+                return Decision(False, f"{host} resolves to link-local/metadata address {address}")
+            if not rule.allow_private and not is_public_address(address):
+                return Decision(False, f"{host} resolves to non-public address {address}")
+        return Decision(True, "allow-listed")
+
+    async def _lookup(self, host: str, port: int) -> list[str]:
+        try:
+            return [str(ipaddress.ip_address(host.strip("[]")))]
+        except ValueError:
+            pass
+        now = time.monotonic()
+        cached = self._cache.get((host, port))
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        addresses = await self._resolve(host, port)
+        self._cache[(host, port)] = (now, addresses)
+        return addresses
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def asset_bucket_rules(bucket: str | None = None) -> list[AllowRule]:
+    """URL prefixes of ``assets/`` in the project bucket: virtual-hosted and path style on AWS,
+    or the local cloud's endpoint (``AWS_ENDPOINT_URL``, on loopback, hence ``allow_private``)."""
+    bucket = bucket or os.environ.get(ENV_BUCKET)
+    if not bucket:
+        return []
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        return [AllowRule.parse(f"{endpoint.rstrip('/')}/{bucket}/{ASSETS_PREFIX}", allow_private=True)]
+    return [
+        AllowRule.parse(f"https://{bucket}.s3.amazonaws.com/{ASSETS_PREFIX}"),
+        AllowRule.parse(f"https://{bucket}.s3.{region}.amazonaws.com/{ASSETS_PREFIX}"),
+        AllowRule.parse(f"https://s3.{region}.amazonaws.com/{bucket}/{ASSETS_PREFIX}"),
+    ]
