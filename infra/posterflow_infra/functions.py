@@ -1,0 +1,153 @@
+"""The seven Lambda functions: five zip functions on two layers and two container images.
+
+Each function gets its own role (no AWS-managed policy: it may write only to its own log
+group), its own log group with a retention period, X-Ray tracing, and the environment the
+resource spec defines, with CDK tokens for the deployment-specific values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Duration, IgnoreMode, RemovalPolicy
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from posterflow import resources as r
+from posterflow_infra.bundling import LAMBDA_RUNTIME, dependencies_code
+from posterflow_infra.paths import CORE_LAYER_DIR, FUNCTIONS_DIR, REPO_ROOT
+
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+# Docker build context of the container images: the repository root (the Dockerfiles COPY the
+# core library and read uv.lock), cut down to what the images use so staging copies kilobytes,
+# not the virtualenv. Docker ignore syntax: the last matching pattern wins.
+def container_context_excludes(key: str) -> list[str]:
+    return [
+        "*",
+        "!pyproject.toml",
+        "!uv.lock",
+        "!layers/core/python/posterflow",
+        f"!functions/{key}",
+        "**/__pycache__",
+        "**/*.pyc",
+    ]
+
+
+class MissingSourceError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DeployedFunction:
+    spec: r.FunctionSpec
+    function: lambda_.Function
+    role: iam.Role
+    log_group: logs.LogGroup
+
+
+class Functions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        spec: r.StackSpec,
+        refs: r.ResourceRefs,
+        extra_environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, cid)
+        self.core_layer = lambda_.LayerVersion(
+            self, "CoreLayer",
+            layer_version_name=f"{spec.prefix}-core",
+            description="posterflow core library (layers/core)",
+            code=lambda_.Code.from_asset(str(CORE_LAYER_DIR), exclude=["**/__pycache__", "**/*.pyc"]),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+        )
+        self.dependencies_layer = lambda_.LayerVersion(
+            self, "DependenciesLayer",
+            layer_version_name=f"{spec.prefix}-dependencies",
+            description="Third-party packages of the core library, pinned by uv.lock",
+            code=dependencies_code(),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+        )
+        self.by_key: dict[str, DeployedFunction] = {}
+        for fn in spec.functions:
+            environment = {**r.function_environment(spec, fn, refs), **extra_environment}
+            self.by_key[fn.key] = self._function(fn, environment)
+
+    def __getitem__(self, key: str) -> lambda_.Function:
+        return self.by_key[key].function
+
+    def _function(self, fn: r.FunctionSpec, environment: dict[str, str]) -> DeployedFunction:
+        cid = fn.key.title()
+        log_group = logs.LogGroup(
+            self, f"{cid}Logs",
+            log_group_name=f"/aws/lambda/{fn.name}",
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self, f"{cid}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{fn.name}: {fn.description}",
+        )
+        log_group.grant_write(role)
+        common: dict[str, Any] = {
+            "function_name": fn.name,
+            "description": fn.description,
+            "memory_size": fn.memory_mb,
+            "timeout": Duration.seconds(fn.timeout_s),
+            "environment": environment,
+            "role": role,
+            "log_group": log_group,
+            "tracing": lambda_.Tracing.ACTIVE,
+            "architecture": lambda_.Architecture.X86_64,
+        }
+        function: lambda_.Function
+        if fn.package == "container":
+            function = lambda_.DockerImageFunction(self, cid, code=_image_code(fn), **common)
+        else:
+            function = lambda_.Function(
+                self, cid,
+                runtime=LAMBDA_RUNTIME,
+                handler=fn.handler,
+                code=lambda_.Code.from_asset(
+                    str(_source_dir(fn)),
+                    exclude=["**/__pycache__", "**/*.pyc", "Dockerfile", "requirements.txt"],
+                ),
+                layers=[self.core_layer, self.dependencies_layer],
+                **common,
+            )
+        return DeployedFunction(spec=fn, function=function, role=role, log_group=log_group)
+
+
+def _source_dir(fn: r.FunctionSpec) -> Path:
+    path = FUNCTIONS_DIR / fn.key
+    if not path.is_dir():
+        raise MissingSourceError(f"function {fn.key!r}: directory {path.relative_to(REPO_ROOT)}/ is missing")
+    return path
+
+
+def _image_code(fn: r.FunctionSpec) -> lambda_.DockerImageCode:
+    dockerfile = FUNCTIONS_DIR / fn.key / "Dockerfile"
+    if not dockerfile.is_file():
+        raise MissingSourceError(f"function {fn.key!r}: {dockerfile.relative_to(REPO_ROOT)} is missing")
+    return lambda_.DockerImageCode.from_image_asset(
+        str(REPO_ROOT),
+        file=str(dockerfile.relative_to(REPO_ROOT)),
+        # The image's CMD comes from the spec, so handler names live in one place.
+        cmd=[fn.handler],
+        platform=ecr_assets.Platform.LINUX_AMD64,
+        exclude=container_context_excludes(fn.key),
+        ignore_mode=IgnoreMode.DOCKER,
+    )

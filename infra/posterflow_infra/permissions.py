@@ -1,0 +1,37 @@
+"""Who may touch what: one table, so least privilege is reviewable at a glance.
+
+Event-source mappings grant their own consume permissions (receive/delete on the queue, stream
+reads) and are not repeated here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Access:
+    bucket: bool = False  # read + put (no delete: outputs expire through the lifecycle rules)
+    table: bool = False  # read/write items (jobs, items, counters, connections)
+    send_to: tuple[str, ...] = ()  # queue keys
+    invoke: tuple[str, ...] = ()  # function keys, synchronous Invoke
+    start_workflows: tuple[str, ...] = ()  # state machine keys
+    send_email: bool = False
+    manage_connections: bool = False  # WebSocket @connections
+    notes: str = field(default="", compare=False)
+
+
+ACCESS: dict[str, Access] = {
+    "api": Access(bucket=True, table=True, send_to=("split", "render", "crop"), invoke=("render",),
+                  start_workflows=("finalize",),
+                  notes="creates jobs, enqueues batches, presigns uploads/downloads, renders single posters"
+                        " synchronously, restarts finalize on retry"),
+    "splitter": Access(bucket=True, table=True, send_to=("render", "crop"), start_workflows=("finalize",),
+                       notes="reads uploads, writes manifests, fans out one message per item"),
+    "render": Access(bucket=True, table=True, start_workflows=("finalize",)),
+    "crop": Access(bucket=True, table=True, start_workflows=("finalize",)),
+    "progress": Access(table=True, manage_connections=True),
+    "finalize": Access(bucket=True, table=True, send_email=True),
+    "dlq": Access(table=True, start_workflows=("finalize",),
+                  notes="fails exhausted items; may be the one that completes the job"),
+}
