@@ -78,7 +78,7 @@ def _landscape(width: int, height: int, noise: float, seed: int) -> Image.Image:
 
 
 @functools.cache
-def photo_12mp(quality: int = 90, noise: float = 4.0) -> bytes:
+def photo_12mp(quality: int = 90, noise: float = 8.0) -> bytes:
     """A 4000 x 3000 (12 MP) JPEG with one face."""
     return jpeg(_landscape(4000, 3000, noise, seed=12), quality)
 
