@@ -126,7 +126,7 @@ class RenderRequest(BaseModel):
 
 @dataclass(frozen=True)
 class RenderResult:
-    data: bytes
+    data: bytes = field(repr=False)
     format: OutputFormat
     width: int
     height: int
