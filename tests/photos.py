@@ -46,10 +46,18 @@ def camera() -> Image.Image:
 
 
 @functools.cache
-def scenery() -> Image.Image:
-    """A face-free photo (bricks)."""
-    with Image.open(skimage_data_dir() / "brick.png") as img:
+def scenery(name: str = "brick.png") -> Image.Image:
+    """A face-free photo: ``brick.png`` (512 x 512) or ``coffee.png`` (600 x 400)."""
+    with Image.open(skimage_data_dir() / name) as img:
         return img.convert("RGB")
+
+
+def two_faces() -> Image.Image:
+    """The astronaut and the cameraman side by side (1024 x 512)."""
+    canvas = Image.new("RGB", (1024, 512))
+    canvas.paste(astronaut(), (0, 0))
+    canvas.paste(camera(), (512, 0))
+    return canvas
 
 
 def encode(img: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
@@ -66,13 +74,18 @@ def _landscape(width: int, height: int, noise: float, seed: int) -> Image.Image:
     """The astronaut scaled to ``height`` square, widened by mirrored edges (no extra faces:
     the face sits in the middle third) and given mild sensor-like noise so the JPEG is as
     large and as slow to decode as a camera photo, not a smooth upscale."""
+    import cv2  # OpenCV resizes and pads a 12 MP image ~10x faster than Pillow + numpy
+
     side = height
-    arr = np.asarray(astronaut().resize((side, side), Image.Resampling.BICUBIC))
+    arr = cv2.resize(np.asarray(astronaut()), (side, side), interpolation=cv2.INTER_CUBIC)
     pad = width - side
-    arr = np.pad(arr, ((0, 0), (pad // 2, pad - pad // 2), (0, 0)), mode="reflect")
+    arr = cv2.copyMakeBorder(arr, 0, 0, pad // 2, pad - pad // 2, cv2.BORDER_REFLECT_101)
     if noise:
+        # A tiled noise block costs as much entropy per 8x8 JPEG block as fresh noise.
         rng = np.random.default_rng(seed)
-        noisy = arr.astype(np.int16) + rng.normal(0, noise, arr.shape).astype(np.int16)
+        tile = rng.normal(0, noise, (256, 256, 3)).astype(np.int16)
+        reps = (-(-arr.shape[0] // 256), -(-arr.shape[1] // 256), 1)
+        noisy = arr.astype(np.int16) + np.tile(tile, reps)[: arr.shape[0], : arr.shape[1]]
         arr = np.clip(noisy, 0, 255).astype(np.uint8)
     return Image.fromarray(arr)
 
@@ -136,8 +149,8 @@ def heic() -> bytes | None:
         return None
 
 
-def face_free_jpeg() -> bytes:
-    return jpeg(scenery())
+def face_free_jpeg(name: str = "brick.png") -> bytes:
+    return jpeg(scenery(name))
 
 
 def truncated_jpeg() -> bytes:

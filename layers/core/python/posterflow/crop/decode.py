@@ -132,13 +132,27 @@ def read_header(data: bytes, *, max_pixels: int = 100_000_000) -> ImageHeader:
     return _header(_open(data, max_pixels))
 
 
-def _header(img: Image.Image) -> ImageHeader:
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation from what the header parse already holds. ``Image.getexif()`` is
+    avoided for PNG: without an eXIf chunk before the pixels it decodes the whole image."""
     try:
-        orientation = int(img.getexif().get(_ORIENTATION_TAG, 1))
+        if img.format in ("TIFF", "MPO"):
+            value = img.getexif().get(_ORIENTATION_TAG, 1)
+        else:
+            raw = img.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+            value = exif.get(_ORIENTATION_TAG, 1)
+        orientation = int(value)
     except Exception:  # a malformed EXIF block must not make the photo undecodable
-        orientation = 1
-    if orientation not in range(1, 9):
-        orientation = 1
+        return 1
+    return orientation if 1 <= orientation <= 8 else 1
+
+
+def _header(img: Image.Image) -> ImageHeader:
+    orientation = _orientation(img)
     mode = img.mode
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     return ImageHeader(
