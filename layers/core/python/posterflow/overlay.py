@@ -123,6 +123,17 @@ def compose(base: Image.Image, *, logo: Image.Image | None = None, profile: Imag
     return canvas
 
 
+def _sniff_format(data: bytes) -> str:
+    # Image.format does not survive exif_transpose, so read the magic bytes instead.
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return "UNKNOWN"
+
+
 def apply_overlays(
     poster: bytes,
     *,
@@ -139,8 +150,8 @@ def apply_overlays(
         return poster
     if poster[:5] == b"%PDF-":
         raise OverlayError("overlays are not supported on PDF output")
+    fmt = _sniff_format(poster)
     base = load_image(poster, what="poster")
-    fmt = (base.format or "PNG").upper()
     logo_image = load_image(logo, what="logo") if logo is not None else None
     profile_image = load_image(profile, what="profile photo") if profile is not None else None
     result = compose(base, logo=logo_image, profile=profile_image)
@@ -154,5 +165,5 @@ def apply_overlays(
         out = result if base.mode in ("RGBA", "LA", "P") else result.convert("RGB")
         out.save(buf, "PNG", compress_level=1)
     else:
-        raise OverlayError(f"cannot overlay onto a {fmt} poster")
+        raise OverlayError("cannot overlay onto this poster: not PNG, JPEG or WebP")
     return buf.getvalue()
