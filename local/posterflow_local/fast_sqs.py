@@ -25,7 +25,7 @@ import copy
 import threading
 from typing import Any
 
-from moto.core.utils import unix_time
+from moto.core.utils import unix_time, unix_time_millis
 from moto.sqs import models as sqs_models
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 
@@ -54,15 +54,46 @@ def _compact(queue: Any, st: dict[str, Any]) -> None:
 
 
 def _messages(self: Any) -> list[Any]:
-    return [m for m in self._messages if m.visible and not m.delayed and not m.__dict__.get("_pf_deleted")]
+    now = unix_time_millis()
+    return [m for m in self._messages
+            if now > m.visible_at and now >= m.delayed_until and not m.__dict__.get("_pf_deleted")]
+
+
+def _counts(queue: Any) -> tuple[int, int, int]:
+    """(visible, not visible, delayed) in one pass over the queue, reused for 100 ms.
+
+    SQS's approximate counts are eventually consistent on AWS too; moto recomputed them
+    with datetime arithmetic per message on every SendMessage (it reads ``attributes``)."""
+    st = _state(queue)
+    now_s = unix_time()
+    cached = st.get("counts")
+    if cached is not None and now_s - cached[0] < 0.1:
+        return cached[1]  # type: ignore[no-any-return]
+    now = now_s * 1000
+    visible = not_visible = delayed = 0
+    for m in queue._messages:
+        if m.__dict__.get("_pf_deleted"):
+            continue
+        if now < m.delayed_until:
+            delayed += 1
+        elif now > m.visible_at:
+            visible += 1
+        else:
+            not_visible += 1
+    st["counts"] = (now_s, (visible, not_visible, delayed))
+    return visible, not_visible, delayed
+
+
+def _visible_count(self: Any) -> int:
+    return _counts(self)[0]
 
 
 def _not_visible(self: Any) -> int:
-    return sum(1 for m in self._messages if not m.visible and not m.__dict__.get("_pf_deleted"))
+    return _counts(self)[1]
 
 
 def _delayed(self: Any) -> int:
-    return sum(1 for m in self._messages if m.delayed and not m.__dict__.get("_pf_deleted"))
+    return _counts(self)[2]
 
 
 def _queue_delete_message(self: Any, receipt_handle: str) -> None:
@@ -106,9 +137,10 @@ def _receive_message(
         with st["lock"]:
             _compact(queue, st)
             now = unix_time()
+            now_ms = now * 1000
             to_dlq: list[Any] = []
             for message in queue._messages:
-                if not message.visible or message.delayed:
+                if now_ms <= message.visible_at or now_ms < message.delayed_until:
                     continue
                 if message in queue.pending_messages:
                     # Visible again although received: the consumer timed out.
@@ -150,6 +182,7 @@ def install() -> None:
         if _installed:
             return
         _Queue.messages = property(_messages)  # type: ignore[assignment,method-assign]
+        _Queue.approximate_number_of_messages = property(_visible_count)  # type: ignore[assignment,method-assign]
         _Queue.approximate_number_of_messages_not_visible = property(_not_visible)  # type: ignore[assignment,method-assign]
         _Queue.approximate_number_of_messages_delayed = property(_delayed)  # type: ignore[assignment,method-assign]
         _Queue.delete_message = _queue_delete_message  # type: ignore[method-assign]
