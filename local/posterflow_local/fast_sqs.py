@@ -68,7 +68,7 @@ def _counts(queue: Any) -> tuple[int, int, int]:
     now_s = unix_time()
     cached = st.get("counts")
     if cached is not None and now_s - cached[0] < 0.1:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     now = now_s * 1000
     visible = not_visible = delayed = 0
     for m in queue._messages:
