@@ -36,13 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", help="output directory (default: cdk.out)")
     args = parser.parse_args(argv)
 
-    from posterflow_infra.bundling import BundlingError
+    from posterflow_infra.bundling import SKIP_BUNDLING_ENV, BundlingError
     from posterflow_infra.functions import MissingSourceError
     from posterflow_infra.settings import ContextError
     from posterflow_infra.workflow import DefinitionError
 
     try:
-        from posterflow_infra.builder import build_app
+        from posterflow_infra.builder import build_app, skip_bundling_requested
 
         app, _stack = build_app(dict(args.context), outdir=args.output)
         app.synth()
@@ -52,6 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     except (MissingSourceError, DefinitionError, BundlingError) as exc:
         print(f"posterflow synth: {exc}", file=sys.stderr)
         return 1
+    except RuntimeError as exc:
+        # Errors raised inside CDK (failed bundling, a validation report already printed above)
+        # arrive wrapped by jsii; the first line says what happened, the JavaScript stack does not.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"posterflow synth: {first.removeprefix('@jsii/kernel.RuntimeError: ')}", file=sys.stderr)
+        return 1
+    if skip_bundling_requested():
+        print(f"posterflow synth: {SKIP_BUNDLING_ENV} is set: the dependencies layer was not built; "
+              "this cloud assembly is for checks, do not deploy it", file=sys.stderr)
     return 0
 
 

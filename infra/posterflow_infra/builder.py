@@ -53,17 +53,23 @@ def build_app(
     outdir: str | None = None,
     nag: bool = True,
     skip_bundling: bool | None = None,
+    cfn_validation: bool | None = None,
 ) -> tuple[cdk.App, PosterflowStack]:
-    """cdk.json context, then ``overrides`` (the -c flags); the CLI's own context wins over both."""
+    """cdk.json context, then ``overrides`` (the -c flags); the CLI's own context wins over both.
+
+    ``skip_bundling`` and ``cfn_validation`` default to the environment (``POSTERFLOW_SKIP_BUNDLING``,
+    ``CDK_VALIDATION``); tests pass them explicitly to stay fast and offline.
+    """
     context = {**file_context(), **(overrides or {})}
     if skip_bundling if skip_bundling is not None else skip_bundling_requested():
         context[BUNDLING_STACKS_CONTEXT] = []
     # Under the CLI, CDK_OUTDIR is set and must be honoured; otherwise write where `cdk` would.
-    app = cdk.App(context=context, outdir=outdir or os.environ.get("CDK_OUTDIR") or str(DEFAULT_OUTDIR))
+    app = cdk.App(context=context, outdir=outdir or os.environ.get("CDK_OUTDIR") or str(DEFAULT_OUTDIR),
+                  builtin_cloud_formation_validation=cfn_validation)
     settings = parse_settings({k: app.node.try_get_context(k)
                                for k in (CTX_PREFIX, CTX_RETENTION_DAYS, CTX_SES_SENDER, CTX_ALARM_EMAIL)})
     stack = PosterflowStack(app, STACK_ID, stack_name=settings.prefix, settings=settings)
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-        acknowledge_findings(stack)
+        stack.nag_acknowledgments = acknowledge_findings(stack)
     return app, stack

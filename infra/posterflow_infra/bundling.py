@@ -2,7 +2,7 @@
 
 The zip functions share one layer with the third-party packages of the core library, pinned by
 ``uv.lock``: ``uv export`` writes the locked list (minus the container-only packages) and
-``uv pip install --target`` fetches Lambda-compatible wheels (manylinux x86_64, CPython 3.12,
+``uv pip install --target`` fetches Lambda-compatible wheels (manylinux_2_34 x86_64, CPython 3.12,
 binary only), whatever this machine's OS and Python are.
 
 Speed: the asset hash covers ``uv.lock`` and ``pyproject.toml`` only, so CDK reuses
@@ -30,7 +30,9 @@ SKIP_BUNDLING_ENV = "POSTERFLOW_SKIP_BUNDLING"
 
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_12
 PYTHON_VERSION = "3.12"
-PYTHON_PLATFORM = "x86_64-manylinux2014"
+# The python3.12 runtime runs on Amazon Linux 2023 (glibc 2.34). manylinux2014 (glibc 2.17) is
+# too old a floor: current Pillow ships no wheels for it.
+PYTHON_PLATFORM = "x86_64-manylinux_2_34"
 
 # Only the container images need these; in the layer they would blow the 250 MB limit
 # (Playwright's driver, OpenCV) for functions that never import them.

@@ -99,7 +99,8 @@ class Functions(Construct):
         role = iam.Role(
             self, f"{cid}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{fn.name}: {fn.description}",
+            # IAM descriptions allow Latin-1 only; the spec's descriptions may hold arrows.
+            description=f"Execution role of {fn.name}",
         )
         log_group.grant_write(role)
         common: dict[str, Any] = {

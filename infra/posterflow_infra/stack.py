@@ -39,6 +39,7 @@ class PosterflowStack(Stack):
     def __init__(self, scope: Construct, cid: str, *, settings: DeploySettings, **kwargs: Any) -> None:
         super().__init__(scope, cid, description="posterflow: posters and face crops at scale", **kwargs)
         self.settings = settings
+        self.nag_acknowledgments: list[tuple[str, str]] = []  # set by the builder with cdk-nag on
         self.spec = spec = settings.spec()
 
         dlq_timeout = spec.function(spec.dlq_consumer).timeout_s
