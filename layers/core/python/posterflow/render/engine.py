@@ -450,7 +450,15 @@ class AsyncRenderEngine:
         await page.evaluate(_LOAD_DOCUMENT_JS, request.html)
         if request.format == "pdf":
             return await self._pdf(page, size)
-        params: dict[str, Any] = {"format": request.format, "captureBeyondViewport": False, "fromSurface": True}
+        # The clip's scale carries the device scale factor: this CDP session does not see the
+        # context's device-metrics emulation, and without it the capture comes out at 1x.
+        clip = {"x": 0, "y": 0, "width": size.width, "height": size.height, "scale": size.scale}
+        params: dict[str, Any] = {
+            "format": request.format,
+            "clip": clip,
+            "captureBeyondViewport": False,
+            "fromSurface": True,
+        }
         if request.format == "png":
             params["optimizeForSpeed"] = request.png_compression == "fast"
         else:
