@@ -186,7 +186,8 @@ def jpeg_is_complete(data: bytes) -> bool:
             return False  # EOI before any scan: no image data
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker == 0xDA:
-            return data.find(b"\xff\xd9", pos + 2 + length) >= 0
+            # rfind: a complete file ends with FF D9, so this is O(1) for the common case.
+            return data.rfind(b"\xff\xd9", pos + 2 + length) >= 0
         pos += 2 + length
     return False
 
