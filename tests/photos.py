@@ -193,6 +193,7 @@ class RawEntry:
     declared_size: int | None = None
     declared_compressed_size: int | None = None
     crc: int | None = None
+    central_extra: bytes = b""  # extra fields appended to the central record (not with zip64)
 
 
 def _deflate(data: bytes, level: int = 6) -> bytes:
@@ -232,7 +233,7 @@ def build_zip(
         else:
             local_extra = b""
             local_sizes = (csize, usize)
-            central_extra = b""
+            central_extra = entry.central_extra
             central_sizes = (csize, usize, pos)
         version = 45 if zip64 else 20
         local = struct.pack(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 
 import photos
@@ -90,6 +92,43 @@ def test_entry_survives_a_queue_message(photo: bytes) -> None:
     again = z.ZipEntry.model_validate_json(message)
     assert again == entry
     assert z.read_entry(z.BytesRangeReader(data), again) == photo
+
+
+def test_cp437_names_and_the_unicode_path_field() -> None:
+    # Legacy archivers write unmappable characters as "?" and may add the real name in an
+    # Info-ZIP Unicode Path field, trusted only while its CRC matches the legacy name.
+    legacy = b"??.jpg"
+    real = "東京.jpg".encode()
+
+    def unicode_path(crc: int) -> bytes:
+        return struct.pack("<HHBI", 0x7075, 5 + len(real), 1, crc) + real
+
+    data = photos.build_zip(
+        [
+            photos.RawEntry(b"M\x81ller.jpg", b"a"),  # 0x81 is u-umlaut in CP437
+            photos.RawEntry(legacy, b"b", central_extra=unicode_path(zlib.crc32(legacy))),
+            photos.RawEntry(legacy, b"c", central_extra=unicode_path(12345)),
+        ]
+    )
+    assert [e.name for e in _entries(data)] == ["Müller.jpg", "東京.jpg", "??.jpg"]
+
+
+def test_directory_is_read_in_bounded_chunks() -> None:
+    """Memory stays at one chunk however large the directory (a 5 GB ZIP's splitter)."""
+    data = photos.zip64_many(5000)
+
+    class Recording(z.BytesRangeReader):
+        largest = 0
+
+        def read(self, offset: int, length: int) -> bytes:
+            self.largest = max(self.largest, length)
+            return super().read(offset, length)
+
+    reader = Recording(data)
+    directory = z.open_zip(reader)
+    reader.largest = 0
+    assert sum(1 for _ in z.iter_entries(reader, directory, chunk_size=8192)) == 5000
+    assert reader.largest <= 8192 < directory.cd_size
 
 
 @pytest.fixture(scope="module")
