@@ -72,15 +72,10 @@ ISOLATION_ARGS: tuple[str, ...] = (
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
-# Writes the document into the open page and waits until it would be screenshot-ready:
-# the load event (stylesheets, images, iframes), every <img> decoded, web fonts loaded.
-_LOAD_DOCUMENT_JS = """async (html) => {
-  document.open();
-  document.write(html);
-  document.close();
-  if (document.readyState !== 'complete') {
-    await new Promise((resolve) => window.addEventListener('load', resolve, { once: true }));
-  }
+# Runs after the load event: every <img> decoded (so the capture never shows a half-decoded
+# image) and web fonts loaded. Only promises: with JavaScript disabled, page event listeners
+# (e.g. on "load") never fire, but promise reactions still run.
+_SETTLE_JS = """async () => {
   await Promise.all(Array.from(document.images, (img) => img.decode().catch(() => null)));
   await document.fonts.ready;
 }"""
@@ -447,7 +442,11 @@ class AsyncRenderEngine:
             # A fresh Window, so timers and globals of the previous document cannot leak over.
             await page.goto("about:blank")
         slot.used = True
-        await page.evaluate(_LOAD_DOCUMENT_JS, request.html)
+        # set_content writes into the open document (document.open/write/close) rather than
+        # navigating, and waits for the load event from the browser side, which also works when
+        # the page's JavaScript is disabled.
+        await page.set_content(request.html, wait_until="load", timeout=0)
+        await page.evaluate(_SETTLE_JS)
         if request.format == "pdf":
             return await self._pdf(page, size)
         # The clip's scale carries the device scale factor: this CDP session does not see the
