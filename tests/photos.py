@@ -364,3 +364,89 @@ def deflate_bomb_zip(size: int = 20 * 1024 * 1024, name: str = "bomb.jpg") -> by
 def lying_size_zip(real_size: int = 4 * 1024 * 1024, declared: int = 1000) -> bytes:
     """An entry that declares ``declared`` bytes but inflates to ``real_size``."""
     return build_zip([RawEntry("liar.jpg", b"\x00" * real_size, declared_size=declared)])
+
+
+class SyntheticZip:
+    """A ZIP64 archive of ``count`` stored entries of ``entry_size`` zero bytes, computed on
+    demand for any byte range and never held in memory: a :class:`RangeReader` standing in
+    for a multi-gigabyte upload."""
+
+    _LOCAL_EXTRA = 20  # ZIP64 extra in the local header: id, size, uncompressed, compressed
+    _CENTRAL_EXTRA = 28  # ZIP64 extra in the central record: + local header offset
+
+    def __init__(self, count: int, entry_size: int) -> None:
+        self.count = count
+        self.entry_size = entry_size
+        self.name_len = len(self._name(0))
+        self.local_size = 30 + self.name_len + self._LOCAL_EXTRA + entry_size
+        self.central_size = 46 + self.name_len + self._CENTRAL_EXTRA
+        self.cd_offset = count * self.local_size
+        self.cd_size = count * self.central_size
+        self.crc = 0
+        chunk = bytes(min(entry_size, 1 << 20))
+        left = entry_size
+        while left:
+            step = min(left, len(chunk))
+            self.crc = zlib.crc32(chunk[:step], self.crc)
+            left -= step
+        end_at = self.cd_offset + self.cd_size
+        self._tail = (
+            struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, self.cd_size, self.cd_offset)
+            + struct.pack("<4sIQI", b"PK\x06\x07", 0, end_at, 1)
+            + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+        )
+        self.total = end_at + len(self._tail)
+        self.requests = 0
+
+    @staticmethod
+    def _name(index: int) -> bytes:
+        return f"photos/{index:08d}.jpg".encode()
+
+    def _local_header(self, index: int) -> bytes:
+        s = self.entry_size
+        return (
+            struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 45, 0, 0, 0, 0x21, self.crc, 0xFFFFFFFF, 0xFFFFFFFF,
+                        self.name_len, self._LOCAL_EXTRA)
+            + self._name(index)
+            + struct.pack("<HHQQ", 1, 16, s, s)
+        )  # fmt: skip
+
+    def _central(self, index: int) -> bytes:
+        s = self.entry_size
+        return (
+            struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 45, 45, 0, 0, 0, 0x21, self.crc, 0xFFFFFFFF,
+                        0xFFFFFFFF, self.name_len, self._CENTRAL_EXTRA, 0, 0, 0, 0, 0xFFFFFFFF)
+            + self._name(index)
+            + struct.pack("<HHQQQ", 1, 24, s, s, index * self.local_size)
+        )  # fmt: skip
+
+    def size(self) -> int:
+        return self.total
+
+    def read(self, offset: int, length: int) -> bytes:
+        self.requests += 1
+        end = min(offset + length, self.total)
+        parts: list[bytes] = []
+        pos = offset
+        while pos < end:
+            if pos < self.cd_offset:
+                index, within = divmod(pos, self.local_size)
+                header = self._local_header(index)
+                segment = header if within < len(header) else None
+                seg_start = index * self.local_size
+                if segment is None:  # inside the zero data
+                    take = min(end, seg_start + self.local_size) - pos
+                    parts.append(bytes(take))
+                    pos += take
+                    continue
+            elif pos < self.cd_offset + self.cd_size:
+                index = (pos - self.cd_offset) // self.central_size
+                segment = self._central(index)
+                seg_start = self.cd_offset + index * self.central_size
+            else:
+                segment = self._tail
+                seg_start = self.cd_offset + self.cd_size
+            piece = segment[pos - seg_start : end - seg_start]
+            parts.append(piece)
+            pos += len(piece)
+        return b"".join(parts)

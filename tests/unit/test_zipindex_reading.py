@@ -273,3 +273,24 @@ def test_s3_reader_past_the_end_is_empty(s3_bucket: str) -> None:
     assert reader.read(4, 3) == b"456"
     assert reader.read(8, 10) == b"89"
     assert reader.read(20, 5) == b""
+
+
+def test_a_5_gb_zip_is_indexed_and_read_in_little_memory() -> None:
+    """2,500 photos of 2 MB (5 GB, offsets past 4 GiB so ZIP64 is real): the full scan stays
+    within a few MB of Python allocations, and the last entry is read from its offset."""
+    import tracemalloc
+
+    archive = photos.SyntheticZip(count=2_500, entry_size=2_000_000)
+    assert archive.size() > 5_000_000_000
+    tracemalloc.start()
+    try:
+        summary = z.scan(archive)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert summary.directory.zip64 and summary.images == 2_500
+    assert summary.uncompressed_total == 5_000_000_000
+    assert peak < 4 * 1024 * 1024
+    *_, last = z.iter_entries(archive, summary.directory)
+    assert last.local_header_offset > 2**32
+    assert z.read_entry(archive, last) == bytes(2_000_000)
