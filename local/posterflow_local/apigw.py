@@ -26,9 +26,6 @@ from posterflow_local.lambda_runtime import InvokeResult, LambdaRuntime
 
 log = logging.getLogger("posterflow.local.apigw")
 
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
-
-
 def rest_event(request: web.Request, body: bytes, stage: str) -> dict[str, Any]:
     """The REST API (v1) proxy event for one request."""
     headers = {k: v for k, v in request.headers.items()}
@@ -37,15 +34,12 @@ def rest_event(request: web.Request, body: bytes, stage: str) -> dict[str, Any]:
         multi_headers.setdefault(k, []).append(v)
     query = {k: request.query.getall(k)[-1] for k in request.query}
     multi_query = {k: request.query.getall(k) for k in request.query}
-    content_type = request.headers.get("Content-Type", "")
-    is_text = not body or content_type.startswith(TEXT_TYPES) or "charset" in content_type
-    if is_text:
-        try:
-            body_text: str | None = body.decode("utf-8") if body else None
-            is_b64 = False
-        except UnicodeDecodeError:
-            body_text, is_b64 = base64.b64encode(body).decode(), True
-    else:
+    # Text bodies arrive as text (any content type), others base64-encoded, as API Gateway
+    # does with binary media types configured for non-text content.
+    try:
+        body_text: str | None = body.decode("utf-8") if body else None
+        is_b64 = False
+    except UnicodeDecodeError:
         body_text, is_b64 = base64.b64encode(body).decode(), True
     now = time.time()
     return {

@@ -38,3 +38,29 @@ def make_queue(visibility_s: int = 1, max_receive: int = 3) -> tuple[str, str]:
 def drain(queue_url: str) -> list[dict[str, Any]]:
     msgs = aws.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
     return list(msgs.get("Messages", []))
+
+
+def api(cloud: Any, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+        headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+    """One HTTP call to the local REST API; returns (status, parsed JSON or bytes, headers)."""
+    import urllib.error
+    import urllib.request
+
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(f"{cloud.gateway.rest_url}{path}", data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            status, payload, hdrs = resp.status, resp.read(), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        status, payload, hdrs = exc.code, exc.read(), dict(exc.headers)
+    if hdrs.get("Content-Type", "").startswith("application/json"):
+        return status, json.loads(payload), hdrs
+    return status, payload, hdrs
+
+
+def fetch(url: str) -> bytes:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return bytes(resp.read())

@@ -1,0 +1,89 @@
+"""The resolver: routes from the route modules, validation errors in our error shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from posterflow import jobs, template_store
+from posterflow.api import routes_generate, routes_jobs, routes_templates
+from posterflow.api.errors import ApiError, error_response
+
+logger = Logger(child=True)
+MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+
+
+def build() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    app.enable_swagger(path="/api/docs", title="posterflow API", version="1.0.0")
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "service": "posterflow"}
+
+    @app.get("/api/openapi.json")
+    def openapi() -> Response[str]:
+        return Response(status_code=200, content_type="application/json",
+                        body=app.get_openapi_json_schema(title="posterflow API", version="1.0.0"))
+
+    routes_templates.register(app)
+    routes_generate.register(app)
+    routes_jobs.register(app)
+
+    @app.exception_handler(RequestValidationError)
+    def validation(exc: RequestValidationError) -> Response[str]:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "malformed_json", "request body is not valid JSON",
+                                  [e.get("ctx") for e in errors])
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+        return error_response(422, "validation_error", "request failed validation", details)
+
+    @app.exception_handler(ApiError)
+    def api_error(exc: ApiError) -> Response[str]:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(jobs.JobNotFound)
+    def job_not_found(exc: jobs.JobNotFound) -> Response[str]:
+        return error_response(404, "job_not_found", f"job {exc} not found")
+
+    @app.exception_handler(template_store.TemplateNotFound)
+    def template_not_found(exc: template_store.TemplateNotFound) -> Response[str]:
+        return error_response(404, "template_not_found", str(exc))
+
+    @app.exception_handler(template_store.InvalidTemplateId)
+    def bad_template_id(exc: template_store.InvalidTemplateId) -> Response[str]:
+        return error_response(422, "invalid_template_id", str(exc))
+
+    @app.not_found
+    def no_route(exc: Exception) -> Response[str]:
+        return error_response(404, "no_route", f"no route for {app.current_event.http_method} {app.current_event.path}")
+
+    return app
+
+
+def normalise_event(event: dict[str, Any]) -> dict[str, Any] | Response[str]:
+    """Bodies that are JSON count as JSON whatever the Content-Type says: the seeds' curl
+    examples post JSON with curl's default form content type."""
+    body = event.get("body")
+    if body and len(body) > MAX_BODY_BYTES:
+        return error_response(413, "payload_too_large",
+                              "request body is over 6 MB; for large batches upload a manifest with POST /api/uploads")
+    if body and not event.get("isBase64Encoded") and body.lstrip()[:1] in ("{", "["):
+        headers = dict(event.get("headers") or {})
+        for k in list(headers):
+            if k.lower() == "content-type":
+                del headers[k]
+        headers["Content-Type"] = "application/json"
+        event = {**event, "headers": headers,
+                 "multiValueHeaders": {**(event.get("multiValueHeaders") or {}), "Content-Type": ["application/json"]}}
+    return event
+
+
+def to_proxy(resp: Response[str]) -> dict[str, Any]:
+    return {"statusCode": resp.status_code, "headers": {"Content-Type": "application/json"},
+            "body": resp.body if isinstance(resp.body, str) else json.dumps(resp.body)}

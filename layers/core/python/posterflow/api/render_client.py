@@ -1,0 +1,33 @@
+"""The API's calls to the render function (synchronous invoke) and presigned links."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from posterflow import aws, config
+from posterflow.api.errors import ApiError
+
+LINK_TTL_S = 7 * 24 * 3600
+
+
+def invoke_render(spec: dict[str, Any]) -> dict[str, Any]:
+    resp = aws.client("lambda").invoke(FunctionName=config.function_name("render"),
+                                       Payload=json.dumps({"spec": spec}).encode())
+    payload = json.loads(resp["Payload"].read() or b"null")
+    if resp.get("FunctionError"):
+        raise ApiError(502, "render_failed", f"render function failed: {payload.get('errorType')}",
+                       payload.get("errorMessage"))
+    if not payload.get("ok"):
+        err = payload["error"]
+        raise ApiError(int(err.get("status", 422)), err["code"], err["message"], err.get("details"))
+    return dict(payload["output"])
+
+
+def presigned_get(key: str, expires_s: int = LINK_TTL_S) -> str:
+    return str(aws.client("s3").generate_presigned_url(
+        "get_object", Params={"Bucket": config.bucket(), "Key": key}, ExpiresIn=expires_s))
+
+
+def read_output(key: str) -> bytes:
+    return bytes(aws.client("s3").get_object(Bucket=config.bucket(), Key=key)["Body"].read())

@@ -1,0 +1,118 @@
+"""Job routes: seed status shape, jobs list, paginated results, cancel, retry, queue stats."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from posterflow import aws, config, enqueue, jobs
+from posterflow.api.errors import ApiError
+from posterflow.api.render_client import presigned_get
+from posterflow.api.routes_generate import job_links
+from posterflow.resources import stack_spec
+
+# The seeds call a finished poster "completed"; our item status is "succeeded".
+SEED_ITEM_STATUS = {"succeeded": "completed"}
+
+
+def result_json(item: jobs.Item) -> dict[str, Any]:
+    return {
+        "item_id": item.item_id,
+        "entity_id": item.entity_id,
+        "url": presigned_get(item.output_key) if item.output_key else None,
+        "status": SEED_ITEM_STATUS.get(str(item.status), str(item.status)),
+        "generation_time_ms": item.generation_time_ms,
+        "error": item.error,
+        **({"face": item.extra} if item.extra and "face_detected" in item.extra else {}),
+    }
+
+
+def job_json(job: jobs.Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "kind": str(job.kind),
+        "name": job.name,
+        "status": str(job.status),
+        "template_id": job.template_id,
+        "template_section": job.template_section,
+        "template_version": job.template_version,
+        "total_items": job.total,
+        "processed_items": job.processed,
+        "success_count": job.succeeded,
+        "failure_count": job.failed,
+        "skipped_count": job.skipped,
+        "cancelled_count": job.cancelled,
+        "progress": job.percent,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+        "error": job.error,
+        "metadata": job.metadata,
+        "archive_url": presigned_get(job.archive_key) if job.archive_key else None,
+    }
+
+
+def _with_results(job_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    if not 1 <= limit <= 1000:
+        raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
+    job = jobs.get_job(job_id)
+    try:
+        items, next_cursor = jobs.list_items(job_id, limit=limit, cursor=cursor)
+    except jobs.InvalidCursor as exc:
+        raise ApiError(422, "invalid_cursor", str(exc)) from None
+    return {**job_json(job), "results": [result_json(i) for i in items], "next": next_cursor}
+
+
+def register(app: APIGatewayRestResolver) -> None:
+    @app.get("/api/templates/job/<job_id>")
+    def seed_status(job_id: str, limit: Annotated[int, Query()] = 1000,
+                    cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+        return _with_results(job_id, limit, cursor)
+
+    @app.get("/api/jobs/<job_id>")
+    def job_status(job_id: str, limit: Annotated[int, Query()] = 1000,
+                   cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+        return _with_results(job_id, limit, cursor)
+
+    @app.get("/api/jobs")
+    def list_jobs(status: Annotated[str | None, Query()] = None, limit: Annotated[int, Query()] = 50,
+                  cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+        if status is not None and status not in {s.value for s in jobs.JobStatus}:
+            raise ApiError(422, "invalid_status", f"unknown status {status!r}",
+                           {"allowed": [s.value for s in jobs.JobStatus]})
+        if not 1 <= limit <= 1000:
+            raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
+        try:
+            found, next_cursor = jobs.list_jobs(status, limit=limit, cursor=cursor)
+        except jobs.InvalidCursor as exc:
+            raise ApiError(422, "invalid_cursor", str(exc)) from None
+        return {"jobs": [job_json(j) for j in found], "next": next_cursor}
+
+    @app.post("/api/jobs/<job_id>/cancel")
+    def cancel(job_id: str) -> dict[str, Any]:
+        outcome = jobs.cancel_job(job_id)
+        return {"success": True, "job_id": job_id, **outcome.model_dump(mode="json"),
+                "job": job_json(jobs.get_job(job_id))}
+
+    @app.post("/api/jobs/<job_id>/retry")
+    def retry(job_id: str) -> dict[str, Any]:
+        job = jobs.get_job(job_id)
+        if job.kind != "poster":
+            raise ApiError(422, "retry_unsupported", f"retry is not supported for {job.kind} jobs yet")
+        items = jobs.retry_failed(job_id)
+        enqueue.send_messages("render", ({"job_id": job_id, "item_id": it.item_id, "spec": it.input}
+                                         for it in items if it.input))
+        jobs.add_log(job_id, "INFO", f"retrying {len(items)} failed item(s)")
+        return {"success": True, "job_id": job_id, "retried": len(items), **job_links(jobs.get_job(job_id))}
+
+    @app.get("/api/batch/queue-stats")
+    def queue_stats() -> dict[str, Any]:
+        sqs, stats = aws.client("sqs"), {}
+        for q in stack_spec().queues:
+            attrs = sqs.get_queue_attributes(QueueUrl=config.queue_url(q.key), AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            stats[q.key] = {"waiting": int(attrs["ApproximateNumberOfMessages"]),
+                            "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"])}
+        return {"queues": stats}

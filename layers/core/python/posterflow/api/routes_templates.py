@@ -1,0 +1,114 @@
+"""Template routes (seed 003): upload, list, get, update (new version), activate, preview."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, Field
+
+from posterflow import template_store, templating
+from posterflow.api.errors import ApiError
+from posterflow.api.render_client import invoke_render, read_output
+
+
+class TemplateUpload(BaseModel):
+    section: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    html_content: str = Field(min_length=1)
+    set_as_active: bool = True
+    placeholders: list[templating.Placeholder] | None = None
+    width: int | None = Field(None, ge=1, le=8000)
+    height: int | None = Field(None, ge=1, le=8000)
+    size: str | None = None
+    format: str = "png"
+    javascript: bool = False
+
+
+class TemplateUpdate(BaseModel):
+    name: str | None = Field(None, max_length=200)
+    html_content: str = Field(min_length=1)
+    set_as_active: bool = True
+    placeholders: list[templating.Placeholder] | None = None
+    width: int | None = Field(None, ge=1, le=8000)
+    height: int | None = Field(None, ge=1, le=8000)
+    size: str | None = None
+    format: str | None = None
+    javascript: bool | None = None
+
+
+def template_json(tv: template_store.TemplateVersion, *, html: bool = False) -> dict[str, Any]:
+    data = tv.model_dump()
+    data["template_id"] = tv.id
+    data["placeholders"] = [p.model_dump() for p in tv.placeholders]
+    if html:
+        data["html_content"] = template_store.html_of(tv)
+    return data
+
+
+def _store(section: str, name: str, html: str, **kwargs: Any) -> template_store.TemplateVersion:
+    try:
+        return template_store.upload(section, name, html, **kwargs)
+    except templating.TemplateTooLarge as exc:
+        raise ApiError(413, "template_too_large", str(exc)) from None
+    except templating.TemplateSyntaxError as exc:
+        raise ApiError(422, "template_syntax_error", str(exc), {"line": getattr(exc, "lineno", None)}) from None
+    except templating.TemplateError as exc:
+        raise ApiError(422, "template_invalid", str(exc)) from None
+
+
+def _check_output(fmt: str | None, size: str | None) -> None:
+    from posterflow.render import sizes
+
+    try:
+        if fmt:
+            sizes.parse_format(fmt)
+        if size:
+            sizes.resolve_size(size)
+    except (sizes.UnsupportedFormat, sizes.UnsupportedSize) as exc:
+        raise ApiError(422, "unsupported_output", str(exc)) from None
+
+
+def register(app: APIGatewayRestResolver) -> None:
+    @app.post("/api/templates/upload")
+    def upload(body: Annotated[TemplateUpload, Body()]) -> tuple[dict[str, Any], int]:
+        _check_output(body.format, body.size)
+        tv = _store(body.section, body.name, body.html_content, set_as_active=body.set_as_active,
+                    width=body.width, height=body.height, size=body.size, fmt=body.format,
+                    javascript=body.javascript, placeholders=body.placeholders)
+        return {"success": True, "message": f"template {tv.id} stored", **template_json(tv)}, 201
+
+    @app.get("/api/templates")
+    def list_all(section: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+        return {"templates": [template_json(t) for t in template_store.list_templates(section)]}
+
+    @app.get("/api/templates/<template_id>")
+    def get_one(template_id: str) -> dict[str, Any]:
+        return template_json(template_store.get(template_id), html=True)
+
+    @app.put("/api/templates/<template_id>")
+    def update(template_id: str, body: Annotated[TemplateUpdate, Body()]) -> dict[str, Any]:
+        current = template_store.get(template_id)
+        _check_output(body.format, body.size)
+        tv = _store(current.section, body.name or current.name, body.html_content, set_as_active=body.set_as_active,
+                    width=body.width or current.width, height=body.height or current.height,
+                    size=body.size or current.size, fmt=body.format or current.format,
+                    javascript=current.javascript if body.javascript is None else body.javascript,
+                    placeholders=body.placeholders)
+        return {"success": True, "message": f"template {tv.id} stored", **template_json(tv)}
+
+    @app.post("/api/templates/<template_id>/activate")
+    def activate(template_id: str) -> dict[str, Any]:
+        tv = template_store.activate(template_id)
+        return {"success": True, "message": f"{tv.id} is now active", **template_json(tv)}
+
+    @app.get("/api/templates/<template_id>/preview")
+    def preview(template_id: str, format: Annotated[str | None, Query()] = None) -> Response[bytes]:
+        tv = template_store.get(template_id)
+        data = templating.sample_data(tv.placeholders)
+        output = invoke_render({"template_id": tv.id, "custom_data": data, "format": format})
+        image = read_output(output["key"])
+        return Response(status_code=200, content_type=output["content_type"],
+                        body=image, headers={"X-Template-Version": str(tv.version)},
+                        compress=False)

@@ -1,0 +1,46 @@
+"""Turning a job's items into work messages: one SQS message per item, sent in batches of 10."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from posterflow import aws, config, jobs
+
+
+def _chunks(seq: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for x in seq:
+        chunk.append(x)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def send_messages(queue_key: str, bodies: Iterable[dict[str, Any]]) -> int:
+    """SendMessageBatch in tens; entries SQS refuses are retried once, then raise."""
+    sqs, url, sent = aws.client("sqs"), config.queue_url(queue_key), 0
+    for chunk in _chunks(bodies, 10):
+        entries = [{"Id": str(i), "MessageBody": json.dumps(body, separators=(",", ":"))}
+                   for i, body in enumerate(chunk)]
+        resp = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        failed = {f["Id"] for f in resp.get("Failed", [])}
+        if failed:
+            retry = [e for e in entries if e["Id"] in failed]
+            resp = sqs.send_message_batch(QueueUrl=url, Entries=retry)
+            if resp.get("Failed"):
+                raise RuntimeError(f"SQS refused {len(resp['Failed'])} messages: {resp['Failed'][0].get('Message')}")
+        sent += len(chunk)
+    return sent
+
+
+def submit_posters(job_id: str, specs: list[tuple[int, dict[str, Any], str | None]], *, start_ids_at: int = 0) -> int:
+    """Write the items, then queue one render message per item (items first, so a fast worker
+    always finds its item)."""
+    jobs.put_items(job_id, (jobs.NewItem(item_id=item_id, entity_id=entity_id, input=spec)
+                            for item_id, spec, entity_id in specs))
+    return send_messages("render", ({"job_id": job_id, "item_id": item_id, "spec": spec}
+                                    for item_id, spec, _ in specs))

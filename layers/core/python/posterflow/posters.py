@@ -1,0 +1,204 @@
+"""One poster from a template and data: resolve the template version, fill it, render it,
+overlay logo and profile photo, store it in S3 under a deterministic key.
+
+Both modes of ``fn render`` (SQS batches and the synchronous direct invoke behind
+``POST /api/generate``) go through :func:`render_posters`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from posterflow import aws, config, overlay, template_store, templating
+from posterflow.render import engine as render_engine
+from posterflow.render import sizes
+from posterflow.render.netpolicy import NetPolicy
+from posterflow.resources import stack_spec
+
+MAX_OVERLAY_BYTES = 20 * 1024 * 1024
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "pdf": "pdf"}
+
+
+class PosterSpec(BaseModel):
+    """What to render. ``template_id`` may be pinned (``<section>_v<N>``) by the caller."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    template_id: str
+    custom_data: dict[str, Any] = Field(default_factory=dict)
+    columns: list[str] | None = None
+    format: str | None = None
+    size: str | None = None
+    width: int | None = None
+    height: int | None = None
+    scale: float | None = None
+    quality: int = Field(85, ge=1, le=100)
+    logo: str | None = Field(None, description="S3 key in the bucket, s3:// URL, allow-listed URL or data: URI")
+    profile_image: str | None = None
+    entity_id: str | None = None
+
+    @field_validator("custom_data")
+    @classmethod
+    def _keys_are_strings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return {str(k): v for k, v in value.items()}
+
+
+class PosterOutput(BaseModel):
+    key: str
+    content_type: str
+    bytes: int
+    generation_time_ms: int
+    template_id: str
+    template_version_used: int
+    template_name: str
+    width: int
+    height: int
+    blocked_urls: list[str] = Field(default_factory=list)
+
+
+class PosterError(Exception):
+    """An item-level failure with a reason; ``status`` is the HTTP status a sync caller gets."""
+
+    def __init__(self, code: str, message: str, status: int = 422, details: Any = None, *,
+                 retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+        self.message = message
+        self.status = status
+        self.details = details
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details, "status": self.status}
+
+
+def output_key(job_id: str, item_id: int, fmt: str) -> str:
+    return f"{stack_spec().bucket.outputs_prefix}{job_id}/{item_id:06d}.{EXTENSIONS[fmt]}"
+
+
+def fetch_source(ref: str, what: str) -> bytes:
+    """Bytes of an overlay source: data: URI, S3 key/URL, or an allow-listed http(s) URL."""
+    if ref.startswith("data:"):
+        return overlay.decode_data_uri(ref)
+    if ref.startswith("s3://"):
+        parsed = urlparse(ref)
+        bucket, key = parsed.netloc, parsed.path.lstrip("/")
+    elif "://" not in ref:
+        bucket, key = config.bucket(), ref.lstrip("/")
+    else:
+        policy = NetPolicy.from_env()
+        decision = asyncio.run(policy.check(ref))
+        if not decision.allowed:
+            raise PosterError("overlay_blocked", f"{what} URL {ref!r} is not allowed: {decision.reason}")
+        try:
+            with urllib.request.urlopen(ref, timeout=10) as resp:
+                data: bytes = resp.read(MAX_OVERLAY_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            raise PosterError("overlay_fetch_failed", f"{what} URL {ref!r} answered HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise PosterError("overlay_fetch_failed", f"{what} URL {ref!r} could not be fetched: {exc}") from None
+        if len(data) > MAX_OVERLAY_BYTES:
+            raise PosterError("overlay_too_large", f"{what} is larger than {MAX_OVERLAY_BYTES} bytes")
+        return data
+    s3 = aws.client("s3")
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        raise PosterError("overlay_not_found", f"{what} s3://{bucket}/{key} does not exist") from None
+    except Exception as exc:
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+            raise PosterError("overlay_not_found", f"{what} s3://{bucket}/{key} does not exist") from None
+        raise
+    return bytes(body)
+
+
+class _Prepared(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    template: template_store.TemplateVersion
+    request: render_engine.RenderRequest
+
+
+def prepare(spec: PosterSpec) -> _Prepared:
+    """Resolve and fill the template; raises PosterError for anything wrong with the input."""
+    try:
+        tv = template_store.get(spec.template_id)
+    except template_store.InvalidTemplateId as exc:
+        raise PosterError("invalid_template_id", str(exc), 422) from None
+    except template_store.TemplateNotFound as exc:
+        raise PosterError("template_not_found", str(exc), 404) from None
+    try:
+        fmt = sizes.parse_format(spec.format or tv.format)
+        size = sizes.resolve_size(spec.size or (tv.size if not (tv.width and tv.height) else None),
+                                  width=spec.width or (tv.width if not spec.size else None),
+                                  height=spec.height or (tv.height if not spec.size else None), scale=spec.scale)
+    except (sizes.UnsupportedFormat, sizes.UnsupportedSize) as exc:
+        raise PosterError("unsupported_output", str(exc), 422) from None
+    try:
+        html = templating.render_html(template_store.html_of(tv), spec.custom_data, spec.columns)
+    except templating.MissingPlaceholders as exc:
+        raise PosterError("missing_placeholders", str(exc), 422, {"missing": list(exc.names)}) from None
+    except templating.TemplateError as exc:
+        raise PosterError("template_error", str(exc), 422) from None
+    request = render_engine.RenderRequest(html=html, format=fmt, size=size, quality=spec.quality,
+                                          javascript=tv.javascript)
+    return _Prepared(template=tv, request=request)
+
+
+def finish(prepared: _Prepared, result: render_engine.RenderResult, spec: PosterSpec, job_id: str,
+           item_id: int, started: float) -> PosterOutput:
+    data = result.data
+    if spec.logo or spec.profile_image:
+        logo = fetch_source(spec.logo, "logo") if spec.logo else None
+        profile = fetch_source(spec.profile_image, "profile photo") if spec.profile_image else None
+        try:
+            data = overlay.apply_overlays(data, logo=logo, profile=profile, quality=spec.quality)
+        except overlay.OverlayError as exc:
+            raise PosterError("overlay_failed", str(exc), 422) from None
+    key = output_key(job_id, item_id, result.format)
+    aws.client("s3").put_object(Bucket=config.bucket(), Key=key, Body=data, ContentType=result.content_type)
+    tv = prepared.template
+    return PosterOutput(
+        key=key, content_type=result.content_type, bytes=len(data),
+        generation_time_ms=int((time.perf_counter() - started) * 1000),
+        template_id=tv.id, template_version_used=tv.version, template_name=tv.name,
+        width=result.width, height=result.height, blocked_urls=list(result.blocked_urls),
+    )
+
+
+def render_posters(work: list[tuple[PosterSpec, str, int]]) -> list[PosterOutput | PosterError]:
+    """Render many posters on the warm engine, in parallel pages; one bad item fails alone.
+
+    Infrastructure failures (S3 unavailable, no browser) raise, so the caller can retry the
+    message; input problems come back as PosterError in that item's slot."""
+    started = time.perf_counter()
+    results: list[PosterOutput | PosterError | None] = [None] * len(work)
+    prepared: dict[int, _Prepared] = {}
+    for i, (spec, _, _) in enumerate(work):
+        try:
+            prepared[i] = prepare(spec)
+        except PosterError as exc:
+            results[i] = exc
+    order = list(prepared)
+    rendered = render_engine.get_engine().render_many([prepared[i].request for i in order]) if order else []
+    for i, outcome in zip(order, rendered, strict=True):
+        spec, job_id, item_id = work[i]
+        if isinstance(outcome, render_engine.ChromiumNotFound):
+            raise outcome
+        if isinstance(outcome, render_engine.RenderError):
+            status = 504 if isinstance(outcome, render_engine.RenderTimeout) else 422
+            # A crashed browser is relaunched by the engine; the item deserves another try.
+            crashed = isinstance(outcome, render_engine.BrowserCrashed)
+            results[i] = PosterError(outcome.code, outcome.reason, 503 if crashed else status, retryable=crashed)
+            continue
+        try:
+            results[i] = finish(prepared[i], outcome, spec, job_id, item_id, started)
+        except PosterError as exc:
+            results[i] = exc
+    return [r for r in results if r is not None]

@@ -1,0 +1,75 @@
+"""The render worker's logic: SQS batches of poster items and the synchronous direct invoke.
+
+Item outcomes are recorded in the job (exactly-once counters); input problems fail the item
+with a reason; retryable problems (a crashed browser, AWS errors) are reported as batch item
+failures so SQS redelivers them and, after ``maxReceiveCount``, the DLQ consumer records them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ValidationError
+
+from posterflow import jobs
+from posterflow.posters import PosterError, PosterOutput, PosterSpec, render_posters
+
+logger = Logger(child=True)
+
+
+class PosterMessage(BaseModel):
+    job_id: str
+    item_id: int
+    spec: PosterSpec
+
+
+def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
+    failures: list[dict[str, str]] = []
+    work: list[tuple[PosterSpec, str, int]] = []
+    message_ids: list[str] = []
+    for record in event.get("Records", []):
+        try:
+            msg = PosterMessage.model_validate_json(record["body"])
+        except ValidationError as exc:
+            # A malformed message can never succeed: log it and let it go (it is not an item).
+            logger.error("dropping malformed render message", extra={"error": str(exc), "body": record["body"][:500]})
+            continue
+        if jobs.is_cancelled(msg.job_id):
+            jobs.finish_item(msg.job_id, msg.item_id, status="cancelled", error="job cancelled")
+            continue
+        work.append((msg.spec, msg.job_id, msg.item_id))
+        message_ids.append(record["messageId"])
+    if not work:
+        return {"batchItemFailures": failures}
+    outcomes = render_posters(work)
+    for (_spec, job_id, item_id), message_id, outcome in zip(work, message_ids, outcomes, strict=True):
+        try:
+            if isinstance(outcome, PosterOutput):
+                jobs.finish_item(job_id, item_id, status="succeeded", output_key=outcome.key,
+                                 timings={"total_ms": outcome.generation_time_ms},
+                                 extra={"template_version": outcome.template_version_used})
+            elif outcome.retryable:
+                failures.append({"itemIdentifier": message_id})
+            else:
+                jobs.finish_item(job_id, item_id, status="failed", error=f"{outcome.code}: {outcome.message}")
+        except Exception:
+            logger.exception("recording item outcome failed", extra={"job_id": job_id, "item_id": item_id})
+            failures.append({"itemIdentifier": message_id})
+    return {"batchItemFailures": failures}
+
+
+def handle_direct(event: dict[str, Any]) -> dict[str, Any]:
+    """Synchronous render for ``POST /api/generate``: ``{"spec": {...}}`` → output or error."""
+    try:
+        spec = PosterSpec.model_validate(event.get("spec") or {})
+    except ValidationError as exc:
+        return {"ok": False, "error": {"code": "invalid_request", "message": "invalid poster spec",
+                                       "details": json.loads(exc.json()), "status": 422}}
+    job_id = str(event.get("job_id") or f"sync-{uuid.uuid4().hex}")
+    (outcome,) = render_posters([(spec, job_id, int(event.get("item_id", 0)))])
+    if isinstance(outcome, PosterError):
+        return {"ok": False, "error": outcome.as_dict()}
+    return {"ok": True, "output": outcome.model_dump()}

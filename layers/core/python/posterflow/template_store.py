@@ -1,0 +1,195 @@
+"""Versioned HTML templates: metadata in DynamoDB, HTML in S3 (DESIGN.md data model).
+
+A template id is ``<section>_latest`` (the active version), ``<section>_v<N>`` or just
+``<section>`` (also the active version). Uploading creates version N+1; activating moves the
+``ACTIVE`` pointer. Versions are immutable, so a job pinned to a version renders the same HTML
+however often it is retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from posterflow import aws, config, templating
+from posterflow.resources import stack_spec
+
+_ID = re.compile(r"^(?P<section>[A-Za-z0-9][A-Za-z0-9_-]{0,63}?)(?:_(?:latest|v(?P<version>\d{1,6})))?$")
+SECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+LIST_KEY = "TEMPLATES"
+
+
+class TemplateNotFound(LookupError):
+    pass
+
+
+class InvalidTemplateId(ValueError):
+    pass
+
+
+class TemplateVersion(BaseModel):
+    id: str = Field(description="<section>_v<N>")
+    section: str
+    version: int
+    name: str
+    html_key: str
+    placeholders: list[templating.Placeholder]
+    width: int | None = None
+    height: int | None = None
+    size: str | None = None
+    format: str = "png"
+    javascript: bool = False
+    created_at: str
+    is_active: bool = False
+
+
+def parse_template_id(template_id: str) -> tuple[str, int | None]:
+    """``(section, version)``; version None means the active one."""
+    m = _ID.match(template_id or "")
+    if not m:
+        raise InvalidTemplateId(
+            f"invalid template id {template_id!r}: use <section>, <section>_latest or <section>_v<N>")
+    version = m.group("version")
+    return m.group("section"), int(version) if version else None
+
+
+def _pk(section: str) -> str:
+    return f"TEMPLATE#{section}"
+
+
+def _sk(version: int) -> str:
+    return f"V#{version:06d}"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _from_item(item: dict[str, Any], active: int | None) -> TemplateVersion:
+    data = aws_item_to_py(item)
+    return TemplateVersion(
+        id=f"{data['section']}_v{int(data['version'])}", section=data["section"], version=int(data["version"]),
+        name=data["name"], html_key=data["html_key"],
+        placeholders=[templating.Placeholder(**p) for p in data.get("placeholders", [])],
+        width=int(data["width"]) if data.get("width") else None,
+        height=int(data["height"]) if data.get("height") else None,
+        size=data.get("size"), format=data.get("format", "png"), javascript=bool(data.get("javascript", False)),
+        created_at=data["created_at"], is_active=active == int(data["version"]),
+    )
+
+
+def aws_item_to_py(item: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    des = TypeDeserializer()
+    return {k: des.deserialize(v) for k, v in item.items()}
+
+
+def _to_item(data: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    ser = TypeSerializer()
+    return {k: ser.serialize(v) for k, v in data.items() if v is not None}
+
+
+def _active_version(section: str) -> int | None:
+    item = aws.client("dynamodb").get_item(
+        TableName=config.table(), Key={"PK": {"S": _pk(section)}, "SK": {"S": "ACTIVE"}}, ConsistentRead=True
+    ).get("Item")
+    return int(item["version"]["N"]) if item else None
+
+
+def upload(section: str, name: str, html: str, *, set_as_active: bool = True, width: int | None = None,
+           height: int | None = None, size: str | None = None, fmt: str = "png", javascript: bool = False,
+           placeholders: list[templating.Placeholder] | None = None) -> TemplateVersion:
+    """Store a new version. Raises ``templating.TemplateError`` subclasses for bad HTML."""
+    if not SECTION.match(section):
+        raise InvalidTemplateId(f"invalid section {section!r}: letters, digits and '-' only, at most 64")
+    templating.check_size(html)
+    templating.validate_template(html)
+    found = {p.name: p for p in templating.extract_placeholders(html)}
+    for given in placeholders or []:
+        if given.name in found:
+            found[given.name] = given
+    ddb, table = aws.client("dynamodb"), config.table()
+    version = int(ddb.update_item(
+        TableName=table, Key={"PK": {"S": _pk(section)}, "SK": {"S": "COUNTER"}},
+        UpdateExpression="ADD next_version :one", ExpressionAttributeValues={":one": {"N": "1"}},
+        ReturnValues="UPDATED_NEW",
+    )["Attributes"]["next_version"]["N"])
+    html_key = f"{stack_spec().bucket.templates_prefix}{section}/v{version:06d}.html"
+    aws.client("s3").put_object(Bucket=config.bucket(), Key=html_key, Body=html.encode("utf-8"),
+                                ContentType="text/html; charset=utf-8")
+    data = {
+        "PK": _pk(section), "SK": _sk(version), "GSI1PK": LIST_KEY, "GSI1SK": f"{section}#{version:06d}",
+        "section": section, "version": version, "name": name, "html_key": html_key,
+        "placeholders": [p.model_dump() for p in found.values()], "width": width, "height": height,
+        "size": size, "format": fmt, "javascript": javascript, "created_at": _now(),
+    }
+    ddb.put_item(TableName=table, Item=_to_item(data), ConditionExpression="attribute_not_exists(PK)")
+    if set_as_active or _active_version(section) is None:
+        activate(f"{section}_v{version}")
+    return get(f"{section}_v{version}")
+
+
+def activate(template_id: str) -> TemplateVersion:
+    section, version = parse_template_id(template_id)
+    tv = get(template_id)
+    aws.client("dynamodb").put_item(TableName=config.table(), Item=_to_item(
+        {"PK": _pk(section), "SK": "ACTIVE", "version": tv.version, "activated_at": _now()}))
+    return tv.model_copy(update={"is_active": True}) if version is None or version == tv.version else tv
+
+
+def get(template_id: str) -> TemplateVersion:
+    section, version = parse_template_id(template_id)
+    active = _active_version(section)
+    if version is None:
+        version = active
+        if version is None:
+            raise TemplateNotFound(f"template {template_id!r} not found")
+    item = aws.client("dynamodb").get_item(
+        TableName=config.table(), Key={"PK": {"S": _pk(section)}, "SK": {"S": _sk(version)}}
+    ).get("Item")
+    if not item:
+        raise TemplateNotFound(f"template {template_id!r} not found")
+    return _from_item(item, active)
+
+
+@lru_cache(maxsize=256)
+def _html_cached(bucket: str, key: str) -> str:
+    # Versions are immutable, so their HTML can be cached for the life of the instance.
+    return str(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8"))
+
+
+def html_of(tv: TemplateVersion) -> str:
+    return _html_cached(config.bucket(), tv.html_key)
+
+
+def list_templates(section: str | None = None) -> list[TemplateVersion]:
+    ddb = aws.client("dynamodb")
+    kwargs: dict[str, Any] = {
+        "TableName": config.table(), "IndexName": stack_spec().table.gsi_name,
+        "KeyConditionExpression": "GSI1PK = :k", "ExpressionAttributeValues": {":k": {"S": LIST_KEY}},
+    }
+    if section:
+        kwargs["KeyConditionExpression"] += " AND begins_with(GSI1SK, :s)"
+        kwargs["ExpressionAttributeValues"][":s"] = {"S": f"{section}#"}
+    items: list[dict[str, Any]] = []
+    while True:
+        page = ddb.query(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    actives: dict[str, int | None] = {}
+    out = []
+    for item in items:
+        sec = item["section"]["S"]
+        if sec not in actives:
+            actives[sec] = _active_version(sec)
+        out.append(_from_item(item, actives[sec]))
+    return out
