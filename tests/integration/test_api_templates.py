@@ -57,7 +57,8 @@ def test_bad_templates(cloud: Any) -> None:
 def test_seed_curl_without_json_content_type(cloud: Any) -> None:
     # Seed 003 posts JSON with curl -d, i.e. Content-Type application/x-www-form-urlencoded.
     section = f"curl-{uuid.uuid4().hex[:6]}"
-    raw = ('{"section":"' + section + '","name":"Test","html_content":"<div>{{name}}</div>","set_as_active":true}').encode()
+    raw = ('{"section":"' + section + '","name":"Test",'
+           '"html_content":"<div>{{name}}</div>","set_as_active":true}').encode()
     status, body, _ = api(cloud, "POST", "/api/templates/upload", raw=raw,
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 201, body
