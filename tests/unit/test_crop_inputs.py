@@ -136,3 +136,12 @@ def test_worker_survives_bad_photos() -> None:
             crop_photo(bad)
     [result] = crop_photo(photos.jpeg())
     assert result.face_detected
+
+
+def test_source_size_follows_the_pixels_when_exif_readers_disagree() -> None:
+    portrait = np.zeros((100, 75, 3), dtype=np.uint8)
+    turned = dec._result(portrait, 1000, 750, "JPEG", "opencv")  # header said landscape
+    assert (turned.source_width, turned.source_height, turned.scale) == (750, 1000, 0.1)
+    square = np.zeros((125, 125, 3), dtype=np.uint8)
+    kept = dec._result(square, 1001, 1000, "JPEG", "opencv")  # rounding, not a turn
+    assert (kept.source_width, kept.source_height) == (1001, 1000)

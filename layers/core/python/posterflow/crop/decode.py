@@ -12,6 +12,7 @@ through Pillow, with ``ImageOps.exif_transpose`` and alpha flattened onto white.
 from __future__ import annotations
 
 import io
+import math
 import threading
 import warnings
 from dataclasses import dataclass
@@ -213,6 +214,12 @@ def decode(data: bytes, *, min_long_side: int = 1000, max_pixels: int = 100_000_
 
 
 def _result(bgr: np.ndarray, src_w: int, src_h: int, fmt: str, decoder: str) -> DecodedImage:
+    # OpenCV reads EXIF with its own parser; if it turned the image where ours (which gave up
+    # on a malformed block) did not, trust the pixels' aspect.
+    # Near-square images are left alone: reduced decoding rounds their sides.
+    src_ratio, got_ratio = src_w / src_h, bgr.shape[1] / bgr.shape[0]
+    if abs(math.log(src_ratio)) > 0.05 and abs(math.log(got_ratio * src_ratio)) < abs(math.log(got_ratio / src_ratio)):
+        src_w, src_h = src_h, src_w
     scale = bgr.shape[1] / src_w
     return DecodedImage(bgr=bgr, source_width=src_w, source_height=src_h, scale=scale, format=fmt, decoder=decoder)
 
