@@ -69,7 +69,7 @@ def test_batch_with_bad_rows_fails_them_alone(cloud: Any, section: str) -> None:
     job_id = body["job_id"]
 
     def done() -> Any:
-        s, b, _ = api(cloud, "GET", f"/api/templates/job/{job_id}")
+        _, b, _ = api(cloud, "GET", f"/api/templates/job/{job_id}")
         return b if b["processed_items"] == 12 else None
 
     job = wait_for(done, timeout=120, interval=0.5, what="batch to finish")
