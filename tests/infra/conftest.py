@@ -2,38 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-# Before aws_cdk is imported: the jsii runtime (a Node process) reads these when it starts.
-# The first is the name the Makefile uses; jsii 1.142 reads the second for Node 20.
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE", "1")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-INFRA_DIR = REPO_ROOT / "infra"
-if str(INFRA_DIR) not in sys.path:
-    sys.path.insert(0, str(INFRA_DIR))
-
-
-@dataclass(frozen=True)
-class Synth:
-    stack: Any  # posterflow_infra.stack.PosterflowStack
-    template: Any  # aws_cdk.assertions.Template
-    json: dict[str, Any]
-    outdir: Path
-
-    def resources(self, cfn_type: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.json["Resources"].items() if v["Type"] == cfn_type}
-
-    def props(self, cfn_type: str) -> list[dict[str, Any]]:
-        return [v.get("Properties", {}) for v in self.resources(cfn_type).values()]
+from infra_helpers import Synth
 
 
 @pytest.fixture(scope="session")
@@ -50,4 +20,4 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     outdir = tmp_path_factory.mktemp("cdk.out")
     _app, stack = build_app(outdir=str(outdir), skip_bundling=True, cfn_validation=False)
     template = Template.from_stack(stack)
-    return Synth(stack=stack, template=template, json=template.to_json(), outdir=outdir)
+    return Synth(stack=stack, template=template, json=dict(template.to_json()), outdir=outdir)

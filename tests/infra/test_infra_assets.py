@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, Synth
+from infra_helpers import REPO_ROOT, Synth
 from posterflow_infra.bundling import CONTAINER_ONLY_PACKAGES, export_command
 
 from posterflow import resources as r

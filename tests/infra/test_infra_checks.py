@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aws_cdk.assertions import Annotations, Match
-from conftest import Synth
+from infra_helpers import Synth
 
 # cfn-lint findings accepted on CDK output: W3005 flags the DependsOn that CDK adds next to a
 # GetAtt of the same role (harmless, and CDK's ordering guarantee for policies).

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT
+from infra_helpers import REPO_ROOT
 from posterflow_infra.builder import file_context
 from posterflow_infra.settings import (
     CTX_ALARM_EMAIL,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import Synth
+from infra_helpers import Synth
 from template_views import function_names, function_props, logical_id_by_prop, queue_names, ref_target, resources
 
 from posterflow import aws

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
-from conftest import Synth
+from infra_helpers import Synth
 from template_views import (
     actions_of,
     function_props,
@@ -73,7 +73,7 @@ def test_queues_are_encrypted_tls_only_and_redrive(synth: Synth) -> None:
     names = queue_names(synth.json)
     for lid, res in resources(synth.json, "AWS::SQS::Queue").items():
         assert res["Properties"]["SqsManagedSseEnabled"] is True, names[lid]
-    tls_only = set()
+    tls_only: set[str] = set()
     for pol in resources(synth.json, "AWS::SQS::QueuePolicy").values():
         for st in pol["Properties"]["PolicyDocument"]["Statement"]:
             if st["Effect"] == "Deny" and st.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}:
