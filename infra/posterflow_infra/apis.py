@@ -12,7 +12,7 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from posterflow import resources as r
 
@@ -137,7 +137,7 @@ class _WebSocketAccessLog:
 
 
 class WebSocketApi(Construct):
-    def __init__(self, scope: Construct, cid: str, *, spec: r.StackSpec, logging_ready: Construct | None) -> None:
+    def __init__(self, scope: Construct, cid: str, *, spec: r.StackSpec, logging_ready: IConstruct | None) -> None:
         super().__init__(scope, cid)
         self.spec = spec
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -30,7 +32,7 @@ class Monitoring(Construct):
         *,
         prefix: str,
         queues: list[QueuePair],
-        functions: dict[str, lambda_.IFunction],
+        functions: Mapping[str, lambda_.IFunction],
         alarm_email: str | None,
     ) -> None:
         super().__init__(scope, cid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
@@ -55,7 +55,7 @@ class FinalizeWorkflow(Construct):
         *,
         spec: r.StackSpec,
         sm_spec: r.StateMachineSpec,
-        functions: dict[str, lambda_.IFunction],
+        functions: Mapping[str, lambda_.IFunction],
         table: dynamodb.ITable,
         sender: ses.EmailIdentity,
     ) -> None:
@@ -94,7 +94,7 @@ class FinalizeWorkflow(Construct):
         self._grant(definition, sm_spec, functions, table, sender)
 
     def _grant(self, definition: dict[str, Any], sm_spec: r.StateMachineSpec,
-               functions: dict[str, lambda_.IFunction], table: dynamodb.ITable, sender: ses.EmailIdentity) -> None:
+               functions: Mapping[str, lambda_.IFunction], table: dynamodb.ITable, sender: ses.EmailIdentity) -> None:
         """Grant exactly the integrations the ASL uses; fail on one this file does not know."""
         function_placeholders = {"${" + p + "}": key for p, key in sm_spec.function_substitutions.items()}
         for resource in set(task_resources(definition)):
