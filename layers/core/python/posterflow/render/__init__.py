@@ -1,1 +1,57 @@
-"""Headless-Chromium poster rendering: sizes, network policy and the warm browser engine."""
+"""Headless-Chromium poster rendering: sizes, network policy and the warm browser engine.
+
+Typical use from a synchronous handler::
+
+    from posterflow.render import RenderRequest, get_engine, resolve_size
+
+    result = get_engine().render(RenderRequest(html=html, format="png", size=resolve_size("story")))
+"""
+
+from posterflow.render.engine import (
+    BrowserCrashed,
+    ChromiumNotFound,
+    EngineConfig,
+    RenderEngine,
+    RenderError,
+    RenderRequest,
+    RenderResult,
+    RenderTimeout,
+    get_engine,
+    shutdown_engine,
+)
+from posterflow.render.netpolicy import AllowRule, NetPolicy
+from posterflow.render.sizes import (
+    CONTENT_TYPES,
+    EXTENSIONS,
+    PRESETS,
+    OutputFormat,
+    PageSize,
+    UnsupportedFormat,
+    UnsupportedSize,
+    parse_format,
+    resolve_size,
+)
+
+__all__ = [
+    "CONTENT_TYPES",
+    "EXTENSIONS",
+    "PRESETS",
+    "AllowRule",
+    "BrowserCrashed",
+    "ChromiumNotFound",
+    "EngineConfig",
+    "NetPolicy",
+    "OutputFormat",
+    "PageSize",
+    "RenderEngine",
+    "RenderError",
+    "RenderRequest",
+    "RenderResult",
+    "RenderTimeout",
+    "UnsupportedFormat",
+    "UnsupportedSize",
+    "get_engine",
+    "parse_format",
+    "resolve_size",
+    "shutdown_engine",
+]

@@ -399,6 +399,8 @@ class AsyncRenderEngine:
         healthy = False
         try:
             data = await asyncio.wait_for(self._render_on(slot, request), timeout)
+            # Read before the slot goes back to the pool, where the next render clears it.
+            blocked = tuple(slot.blocked)
             healthy = True
         except TimeoutError:
             self.stats.timeouts += 1
@@ -427,7 +429,7 @@ class AsyncRenderEngine:
             width=width,
             height=height,
             duration_ms=round((time.perf_counter() - started) * 1000),
-            blocked_urls=tuple(slot.blocked),
+            blocked_urls=blocked,
             request_id=request.request_id,
         )
 
