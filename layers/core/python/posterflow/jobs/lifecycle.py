@@ -100,10 +100,12 @@ def finish_item(
     job.set("updated_at", now).set("last_progress_at", time.time())
     job_cond = f"attribute_exists({job.name(d.spec().partition_key)})"
     try:
-        d.transact([
-            {"Update": {"TableName": d.table(), "Key": d.key(pk, d.item_sk(item_id)), **item.params(item_cond)}},
-            {"Update": {"TableName": d.table(), "Key": d.key(pk, d.META), **job.params(job_cond)}},
-        ])
+        d.transact(
+            [
+                {"Update": {"TableName": d.table(), "Key": d.key(pk, d.item_sk(item_id)), **item.params(item_cond)}},
+                {"Update": {"TableName": d.table(), "Key": d.key(pk, d.META), **job.params(job_cond)}},
+            ]
+        )
     except ClientError as exc:
         codes = d.cancellation_codes(exc)
         if codes[:1] == ["ConditionalCheckFailed"]:
@@ -131,8 +133,7 @@ def _already_done(job_id: str, item_status: ItemStatus) -> FinishOutcome:
     # A worker that died between its counting write and the finalize start is healed by the
     # redelivery of its message.
     started = _maybe_start_finalize(job)
-    return FinishOutcome(result=FinishResult.ALREADY_DONE, item_status=item_status, job=job,
-                         finalize_started=started)
+    return FinishOutcome(result=FinishResult.ALREADY_DONE, item_status=item_status, job=job, finalize_started=started)
 
 
 def check_completion(job_id: str) -> bool:
@@ -207,8 +208,10 @@ def set_total(job_id: str, total: int) -> TotalSet:
         raise ValueError(f"total must be within 0..{d.MAX_ITEMS}")
     e = Expr().set("total", total).set("updated_at", d.now_iso()).set("last_progress_at", time.time())
     t_name, t_value = e.name("total"), e.value(total)
-    condition = (f"attribute_exists({e.name(d.spec().partition_key)}) AND "
-                 f"(attribute_not_exists({t_name}) OR {t_name} = {t_value}) AND {e.name('processed')} <= {t_value}")
+    condition = (
+        f"attribute_exists({e.name(d.spec().partition_key)}) AND "
+        f"(attribute_not_exists({t_name}) OR {t_name} = {t_value}) AND {e.name('processed')} <= {t_value}"
+    )
     try:
         d.ddb().update_item(TableName=d.table(), Key=d.key(d.job_pk(job_id), d.META), **e.params(condition))
     except ClientError as exc:
@@ -224,24 +227,28 @@ def set_total(job_id: str, total: int) -> TotalSet:
     return TotalSet(job=job, finalize_started=_maybe_start_finalize(job))
 
 
-def complete_job(job_id: str, *, finalize_round: int | None = None, archive_key: str | None = None,
-                 **fields: Any) -> Job:
+def complete_job(
+    job_id: str, *, finalize_round: int | None = None, archive_key: str | None = None, **fields: Any
+) -> Job:
     """Finalize's last step: give the job its final status from its counters
     (:meth:`Job.final_status`). Idempotent for a re-run; refuses (JobStateConflict) while items
     are outstanding or when a retry has started a newer round than ``finalize_round``."""
     job = get_job(job_id)
     if finalize_round is not None and job.finalize_round != finalize_round:
-        raise JobStateConflict(job_id, job.status, f"complete round {finalize_round} (the job is on round "
-                                                   f"{job.finalize_round})")
+        raise JobStateConflict(
+            job_id, job.status, f"complete round {finalize_round} (the job is on round {job.finalize_round})"
+        )
     if job.status in _DONE_STATUSES:
         return job
     if not job.is_complete:
         raise JobStateConflict(job_id, job.status, f"complete with {job.processed} of {job.total} items processed")
     target = job.final_status()
     # The counters read above must still hold when the status is written.
-    guard = ("#processed = #total AND #failed = :xf AND #finalize_round = :xr",
-             {"#processed": "processed", "#total": "total", "#failed": "failed", "#finalize_round": "finalize_round"},
-             {":xf": job.failed, ":xr": job.finalize_round})
+    guard = (
+        "#processed = #total AND #failed = :xf AND #finalize_round = :xr",
+        {"#processed": "processed", "#total": "total", "#failed": "failed", "#finalize_round": "finalize_round"},
+        {":xf": job.failed, ":xr": job.finalize_round},
+    )
     allowed = [JobStatus.CANCELLED] if target == JobStatus.CANCELLED else [*ALLOWED_FROM[target]]
     if archive_key is not None:
         fields["archive_key"] = archive_key
@@ -285,8 +292,11 @@ def retry_failed(job_id: str) -> list[Item]:
     retried: list[Item] = []
     for item in iter_items(job_id, status=ItemStatus.FAILED, consistent=True):
         if _reset_failed_item(job_id, item, move_job=not retried):
-            retried.append(item.model_copy(update={"status": ItemStatus.PENDING, "error": None,
-                                                   "output_key": None, "finished_at": None}))
+            retried.append(
+                item.model_copy(
+                    update={"status": ItemStatus.PENDING, "error": None, "output_key": None, "finished_at": None}
+                )
+            )
     return retried
 
 
@@ -329,8 +339,7 @@ def _reset_failed_item(job_id: str, item: Item, *, move_job: bool) -> bool:
         raise
 
 
-def sweep_stalled(older_than_s: float, *, now: float | None = None,
-                  job_ids: Iterable[str] | None = None) -> list[str]:
+def sweep_stalled(older_than_s: float, *, now: float | None = None, job_ids: Iterable[str] | None = None) -> list[str]:
     """Fail the outstanding items of active jobs with no progress for ``older_than_s`` seconds,
     with a reason, so those jobs complete (with errors) instead of hanging. Item ids below the
     job's total that were never written are created and failed too: nothing is dropped

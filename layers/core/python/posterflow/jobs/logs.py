@@ -20,8 +20,9 @@ MAX_DETAILS_BYTES = 16 * 1024
 _sequence = itertools.count()
 
 
-def add_log(job_id: str, level: str, message: str, details: dict[str, Any] | None = None,
-            *, expires_at: int | None = None) -> JobLog:
+def add_log(
+    job_id: str, level: str, message: str, details: dict[str, Any] | None = None, *, expires_at: int | None = None
+) -> JobLog:
     level = level.upper()
     if level == "WARN":
         level = "WARNING"
@@ -44,32 +45,57 @@ def add_log(job_id: str, level: str, message: str, details: dict[str, Any] | Non
         job = find_job(job_id)
         expires_at = job.expires_at if job is not None else None
     t = d.spec()
-    record = {t.partition_key: d.job_pk(job_id), t.sort_key: sk, "entity": "log", "job_id": job_id,
-              "level": level, "message": message, "details": details, "created_at": now,
-              t.ttl_attribute: expires_at}
+    record = {
+        t.partition_key: d.job_pk(job_id),
+        t.sort_key: sk,
+        "entity": "log",
+        "job_id": job_id,
+        "level": level,
+        "message": message,
+        "details": details,
+        "created_at": now,
+        t.ttl_attribute: expires_at,
+    }
     d.ddb().put_item(TableName=d.table(), Item=d.to_item(record))
     return JobLog(job_id=job_id, log_id=sk, level=level, message=message, details=details, created_at=now)
 
 
-def list_logs(job_id: str, *, limit: int = 100, cursor: str | None = None,
-              newest_first: bool = False) -> tuple[list[JobLog], str | None]:
+def list_logs(
+    job_id: str, *, limit: int = 100, cursor: str | None = None, newest_first: bool = False
+) -> tuple[list[JobLog], str | None]:
     if not 1 <= limit <= 1000:
         raise ValueError("limit must be within 1..1000")
     scope = f"logs:{job_id}:{'desc' if newest_first else 'asc'}"
     t = d.spec()
     e = Expr()
-    condition = (f"{e.name(t.partition_key)} = {e.value(d.job_pk(job_id))} AND "
-                 f"begins_with({e.name(t.sort_key)}, {e.value(d.LOG_PREFIX)})")
+    condition = (
+        f"{e.name(t.partition_key)} = {e.value(d.job_pk(job_id))} AND "
+        f"begins_with({e.name(t.sort_key)}, {e.value(d.LOG_PREFIX)})"
+    )
     kwargs: dict[str, Any] = {}
     if cursor:
         kwargs["ExclusiveStartKey"] = d.key(d.job_pk(job_id), d.decode_cursor(cursor, scope))
-    resp = d.ddb().query(TableName=d.table(), KeyConditionExpression=condition, ExpressionAttributeNames=e.names,
-                         ExpressionAttributeValues=e.values, ScanIndexForward=not newest_first, Limit=limit,
-                         **kwargs)
+    resp = d.ddb().query(
+        TableName=d.table(),
+        KeyConditionExpression=condition,
+        ExpressionAttributeNames=e.names,
+        ExpressionAttributeValues=e.values,
+        ScanIndexForward=not newest_first,
+        Limit=limit,
+        **kwargs,
+    )
     logs = []
     for raw in resp.get("Items", []):
         v = d.from_item(raw)
-        logs.append(JobLog(job_id=job_id, log_id=v[t.sort_key], level=v["level"], message=v["message"],
-                           details=v.get("details"), created_at=v["created_at"]))
+        logs.append(
+            JobLog(
+                job_id=job_id,
+                log_id=v[t.sort_key],
+                level=v["level"],
+                message=v["message"],
+                details=v.get("details"),
+                created_at=v["created_at"],
+            )
+        )
     lek = resp.get("LastEvaluatedKey")
     return logs, (d.encode_cursor(scope, lek[t.sort_key]["S"]) if lek else None)

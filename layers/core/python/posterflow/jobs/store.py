@@ -44,8 +44,16 @@ MAX_ERROR_CHARS = 4000
 
 # Job fields set_status may set directly; anything else goes into the job's ``extra`` map.
 _SETTABLE_FIELDS = frozenset(
-    {"error", "archive_key", "name", "template_id", "template_section", "template_version",
-     "notify_email", "webhook_url"}
+    {
+        "error",
+        "archive_key",
+        "name",
+        "template_id",
+        "template_section",
+        "template_version",
+        "notify_email",
+        "webhook_url",
+    }
 )
 _INTERNAL_ATTRS = frozenset({"entity"})
 
@@ -109,27 +117,57 @@ def create_job(
     expires_at = int(epoch) + config.retention_days() * 86400
     t = d.spec()
     fields: dict[str, Any] = {
-        "job_id": job_id, "kind": kind, "status": JobStatus.QUEUED.value, "name": name, "total": total,
-        "processed": 0, "succeeded": 0, "failed": 0, "skipped": 0, "cancelled": 0,
-        "template_id": template_id, "template_section": template_section,
-        "template_version": template_version, "notify_email": notify_email, "webhook_url": webhook_url,
-        "metadata": metadata, "token": tokens.job_token(job_id), "created_at": now, "updated_at": now,
-        "last_progress_at": epoch, "finalize_round": 0, "extra": {},
+        "job_id": job_id,
+        "kind": kind,
+        "status": JobStatus.QUEUED.value,
+        "name": name,
+        "total": total,
+        "processed": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "skipped": 0,
+        "cancelled": 0,
+        "template_id": template_id,
+        "template_section": template_section,
+        "template_version": template_version,
+        "notify_email": notify_email,
+        "webhook_url": webhook_url,
+        "metadata": metadata,
+        "token": tokens.job_token(job_id),
+        "created_at": now,
+        "updated_at": now,
+        "last_progress_at": epoch,
+        "finalize_round": 0,
+        "extra": {},
     }
-    meta = {t.partition_key: d.job_pk(job_id), t.sort_key: d.META, "entity": "job",
-            t.ttl_attribute: expires_at, **fields}
+    meta = {
+        t.partition_key: d.job_pk(job_id),
+        t.sort_key: d.META,
+        "entity": "job",
+        t.ttl_attribute: expires_at,
+        **fields,
+    }
     index = {
-        t.partition_key: d.job_pk(job_id), t.sort_key: d.INDEX, "entity": "job_index",
-        t.gsi_partition_key: _gsi_pk(JobStatus.QUEUED), t.gsi_sort_key: f"{now}#{job_id}",
-        t.ttl_attribute: expires_at, "job_id": job_id, "kind": kind, "status": JobStatus.QUEUED.value,
-        "created_at": now, "name": name,
+        t.partition_key: d.job_pk(job_id),
+        t.sort_key: d.INDEX,
+        "entity": "job_index",
+        t.gsi_partition_key: _gsi_pk(JobStatus.QUEUED),
+        t.gsi_sort_key: f"{now}#{job_id}",
+        t.ttl_attribute: expires_at,
+        "job_id": job_id,
+        "kind": kind,
+        "status": JobStatus.QUEUED.value,
+        "created_at": now,
+        "name": name,
     }
     cond = {"ConditionExpression": "attribute_not_exists(#pk)", "ExpressionAttributeNames": {"#pk": t.partition_key}}
     try:
-        d.transact([
-            {"Put": {"TableName": d.table(), "Item": d.to_item(meta), **cond}},
-            {"Put": {"TableName": d.table(), "Item": d.to_item(index), **cond}},
-        ])
+        d.transact(
+            [
+                {"Put": {"TableName": d.table(), "Item": d.to_item(meta), **cond}},
+                {"Put": {"TableName": d.table(), "Item": d.to_item(index), **cond}},
+            ]
+        )
     except ClientError as exc:
         if "ConditionalCheckFailed" in d.cancellation_codes(exc):
             raise JobStateConflict(job_id, None, "create it: the job id is taken") from exc
@@ -143,8 +181,11 @@ def _gsi_pk(status: JobStatus) -> str:
 
 
 def get_job(job_id: str, *, consistent: bool = True) -> Job:
-    raw = d.ddb().get_item(TableName=d.table(), Key=d.key(d.job_pk(job_id), d.META),
-                           ConsistentRead=consistent).get("Item")
+    raw = (
+        d.ddb()
+        .get_item(TableName=d.table(), Key=d.key(d.job_pk(job_id), d.META), ConsistentRead=consistent)
+        .get("Item")
+    )
     if raw is None:
         raise JobNotFound(job_id)
     return _job_from_item(raw)
@@ -207,10 +248,12 @@ def set_status(
     index_cond = f"attribute_exists({index.name(t.partition_key)})"
     pk = d.job_pk(job_id)
     try:
-        d.transact([
-            {"Update": {"TableName": d.table(), "Key": d.key(pk, d.META), **meta.params(condition)}},
-            {"Update": {"TableName": d.table(), "Key": d.key(pk, d.INDEX), **index.params(index_cond)}},
-        ])
+        d.transact(
+            [
+                {"Update": {"TableName": d.table(), "Key": d.key(pk, d.META), **meta.params(condition)}},
+                {"Update": {"TableName": d.table(), "Key": d.key(pk, d.INDEX), **index.params(index_cond)}},
+            ]
+        )
     except ClientError as exc:
         if "ConditionalCheckFailed" not in d.cancellation_codes(exc):
             raise
@@ -255,9 +298,13 @@ def list_jobs(
         if before is not None:
             condition += f" AND {e.name(t.gsi_sort_key)} < {e.value(before)}"
         resp = d.ddb().query(
-            TableName=d.table(), IndexName=t.gsi_name, KeyConditionExpression=condition,
-            ExpressionAttributeNames=e.names, ExpressionAttributeValues=e.values,
-            ScanIndexForward=False, Limit=limit,
+            TableName=d.table(),
+            IndexName=t.gsi_name,
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames=e.names,
+            ExpressionAttributeValues=e.values,
+            ScanIndexForward=False,
+            Limit=limit,
         )
         more = more or "LastEvaluatedKey" in resp
         for raw in resp.get("Items", []):
@@ -276,8 +323,10 @@ def _batch_get_jobs(job_ids: Sequence[str]) -> list[Job]:
     jobs: list[Job] = []
     for start in range(0, len(job_ids), 100):
         request: dict[str, Any] = {
-            d.table(): {"Keys": [d.key(d.job_pk(j), d.META) for j in job_ids[start:start + 100]],
-                        "ConsistentRead": True}
+            d.table(): {
+                "Keys": [d.key(d.job_pk(j), d.META) for j in job_ids[start : start + 100]],
+                "ConsistentRead": True,
+            }
         }
         attempt = 0
         while request:
@@ -311,13 +360,25 @@ def _new_item_record(job: Job, item: NewItem, now: str) -> dict[str, Any]:
             "store it in S3 and pass input_key"
         )
     t = d.spec()
-    return d.to_item({
-        t.partition_key: d.job_pk(job.job_id), t.sort_key: d.item_sk(item.item_id), "entity": "item",
-        t.ttl_attribute: job.expires_at, "job_id": job.job_id, "item_id": item.item_id,
-        "entity_id": item.entity_id, "status": ItemStatus.PENDING.value, "input": item.input,
-        "input_key": item.input_key, "attempts": 0, "timings": {}, "extra": {},
-        "created_at": now, "updated_at": now,
-    })
+    return d.to_item(
+        {
+            t.partition_key: d.job_pk(job.job_id),
+            t.sort_key: d.item_sk(item.item_id),
+            "entity": "item",
+            t.ttl_attribute: job.expires_at,
+            "job_id": job.job_id,
+            "item_id": item.item_id,
+            "entity_id": item.entity_id,
+            "status": ItemStatus.PENDING.value,
+            "input": item.input,
+            "input_key": item.input_key,
+            "attempts": 0,
+            "timings": {},
+            "extra": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
 
 
 def put_items(job_id: str, items: Iterable[NewItem], *, if_absent: bool = False) -> int:
@@ -337,7 +398,9 @@ def put_items(job_id: str, items: Iterable[NewItem], *, if_absent: bool = False)
         for record in records:
             try:
                 d.ddb().put_item(
-                    TableName=d.table(), Item=record, ConditionExpression="attribute_not_exists(#pk)",
+                    TableName=d.table(),
+                    Item=record,
+                    ConditionExpression="attribute_not_exists(#pk)",
                     ExpressionAttributeNames={"#pk": t.partition_key},
                 )
                 written += 1
@@ -346,7 +409,7 @@ def put_items(job_id: str, items: Iterable[NewItem], *, if_absent: bool = False)
                     raise
     else:
         for start in range(0, len(records), 25):
-            _batch_write([{"PutRequest": {"Item": rec}} for rec in records[start:start + 25]])
+            _batch_write([{"PutRequest": {"Item": rec}} for rec in records[start : start + 25]])
         written = len(records)
     if records:
         touch(job_id)
@@ -367,16 +430,23 @@ def _batch_write(requests: list[dict[str, Any]]) -> None:
 
 
 def get_item(job_id: str, item_id: int, *, consistent: bool = True) -> Item:
-    raw = d.ddb().get_item(TableName=d.table(), Key=d.key(d.job_pk(job_id), d.item_sk(item_id)),
-                           ConsistentRead=consistent).get("Item")
+    raw = (
+        d.ddb()
+        .get_item(TableName=d.table(), Key=d.key(d.job_pk(job_id), d.item_sk(item_id)), ConsistentRead=consistent)
+        .get("Item")
+    )
     if raw is None:
         raise ItemNotFound(job_id, item_id)
     return _item_from_item(raw)
 
 
 def list_items(
-    job_id: str, *, limit: int = 1000, cursor: str | None = None,
-    status: ItemStatus | str | None = None, consistent: bool = False,
+    job_id: str,
+    *,
+    limit: int = 1000,
+    cursor: str | None = None,
+    status: ItemStatus | str | None = None,
+    consistent: bool = False,
 ) -> tuple[list[Item], str | None]:
     """One page of a job's items in item-id order; ``next_cursor`` is ``None`` at the end."""
     if not 1 <= limit <= 10_000:
@@ -389,16 +459,23 @@ def list_items(
     exhausted = False
     while len(out) < limit:
         e = Expr()
-        condition = (f"{e.name(t.partition_key)} = {e.value(d.job_pk(job_id))} AND "
-                     f"begins_with({e.name(t.sort_key)}, {e.value(d.ITEM_PREFIX)})")
+        condition = (
+            f"{e.name(t.partition_key)} = {e.value(d.job_pk(job_id))} AND "
+            f"begins_with({e.name(t.sort_key)}, {e.value(d.ITEM_PREFIX)})"
+        )
         kwargs: dict[str, Any] = {}
         if status is not None:
             kwargs["FilterExpression"] = f"{e.name('status')} = {e.value(ItemStatus(status).value)}"
         if start_sk is not None:
             kwargs["ExclusiveStartKey"] = d.key(d.job_pk(job_id), start_sk)
         resp = d.ddb().query(
-            TableName=d.table(), KeyConditionExpression=condition, ExpressionAttributeNames=e.names,
-            ExpressionAttributeValues=e.values, Limit=limit - len(out), ConsistentRead=consistent, **kwargs,
+            TableName=d.table(),
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames=e.names,
+            ExpressionAttributeValues=e.values,
+            Limit=limit - len(out),
+            ConsistentRead=consistent,
+            **kwargs,
         )
         out.extend(_item_from_item(raw) for raw in resp.get("Items", []))
         lek = resp.get("LastEvaluatedKey")
@@ -410,8 +487,9 @@ def list_items(
     return out, next_cursor
 
 
-def iter_items(job_id: str, *, status: ItemStatus | str | None = None, page_size: int = 1000,
-               consistent: bool = False) -> Iterator[Item]:
+def iter_items(
+    job_id: str, *, status: ItemStatus | str | None = None, page_size: int = 1000, consistent: bool = False
+) -> Iterator[Item]:
     cursor: str | None = None
     while True:
         items, cursor = list_items(job_id, limit=page_size, cursor=cursor, status=status, consistent=consistent)
@@ -423,14 +501,22 @@ def iter_items(job_id: str, *, status: ItemStatus | str | None = None, page_size
 def count_items(job_id: str) -> int:
     t = d.spec()
     e = Expr()
-    condition = (f"{e.name(t.partition_key)} = {e.value(d.job_pk(job_id))} AND "
-                 f"begins_with({e.name(t.sort_key)}, {e.value(d.ITEM_PREFIX)})")
+    condition = (
+        f"{e.name(t.partition_key)} = {e.value(d.job_pk(job_id))} AND "
+        f"begins_with({e.name(t.sort_key)}, {e.value(d.ITEM_PREFIX)})"
+    )
     total = 0
     kwargs: dict[str, Any] = {}
     while True:
-        resp = d.ddb().query(TableName=d.table(), KeyConditionExpression=condition, Select="COUNT",
-                             ExpressionAttributeNames=e.names, ExpressionAttributeValues=e.values,
-                             ConsistentRead=True, **kwargs)
+        resp = d.ddb().query(
+            TableName=d.table(),
+            KeyConditionExpression=condition,
+            Select="COUNT",
+            ExpressionAttributeNames=e.names,
+            ExpressionAttributeValues=e.values,
+            ConsistentRead=True,
+            **kwargs,
+        )
         total += int(resp.get("Count", 0))
         if "LastEvaluatedKey" not in resp:
             return total
