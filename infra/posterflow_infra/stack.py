@@ -21,13 +21,6 @@ from posterflow_infra.settings import DeploySettings
 from posterflow_infra.storage import DataBucket, JobsTable
 from posterflow_infra.workflow import FinalizeWorkflow, state_machine_arn
 
-# Lambda refuses an SQS event source whose visibility timeout is shorter than the function's
-# timeout; AWS recommends six times, to leave room for retries of throttled invocations.
-DLQ_VISIBILITY_FACTOR = 6
-# The DLQs are drained by one function and carry no batch settings in the spec; these are
-# the SQS event source defaults (10 per batch) and the lowest allowed maximum concurrency.
-DLQ_BATCH_SIZE = 10
-DLQ_MAX_CONCURRENCY = 2
 # Progress events are worth little once stale: retry a failing stream batch twice, bisecting
 # to isolate a bad record, and drop records older than an hour rather than block the shard.
 STREAM_RETRY_ATTEMPTS = 2
@@ -42,9 +35,8 @@ class PosterflowStack(Stack):
         self.nag_acknowledgments: list[tuple[str, str]] = []  # set by the builder with cdk-nag on
         self.spec = spec = settings.spec()
 
-        dlq_timeout = spec.function(spec.dlq_consumer).timeout_s
         self.queues = WorkQueues(self, "Queues", spec=spec,
-                                 dlq_visibility=Duration.seconds(DLQ_VISIBILITY_FACTOR * dlq_timeout))
+                                 dlq_visibility=Duration.seconds(spec.dlq_visibility_timeout_s))
         self.data = DataBucket(self, "Storage", spec=spec.bucket,
                                queues={k: p.queue for k, p in self.queues.pairs.items()})
         self.jobs = JobsTable(self, "Jobs", spec=spec.table)
@@ -106,7 +98,7 @@ class PosterflowStack(Stack):
             ))
         for pair in self.queues.pairs.values():
             fns[spec.dlq_consumer].add_event_source(sources.SqsEventSource(
-                pair.dlq, batch_size=DLQ_BATCH_SIZE, max_concurrency=DLQ_MAX_CONCURRENCY,
+                pair.dlq, batch_size=spec.dlq_batch_size, max_concurrency=spec.dlq_max_concurrency,
                 report_batch_item_failures=True,
             ))
         fns[spec.table.stream_consumer].add_event_source(sources.DynamoEventSource(

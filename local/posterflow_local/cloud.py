@@ -138,7 +138,7 @@ class LocalCloud:
                                     batch_size=q.batch_size)
             # Messages that exhausted their retries: the DLQ consumer records the failure.
             self.add_sqs_source(self.refs.queue_urls[f"{q.key}_dlq"], self.spec.function(self.spec.dlq_consumer).name,
-                                batch_size=10, concurrency=1)
+                                batch_size=self.spec.dlq_batch_size, concurrency=1)
         t = self.spec.table
         self.stream_poller = DynamoStreamPoller(t.name, self.runtime.get(self.spec.function(t.stream_consumer).name),
                                                 batch_size=t.stream_batch_size)

@@ -44,7 +44,11 @@ def provision(spec: r.StackSpec, endpoint: str) -> r.ResourceRefs:
     queue_urls: dict[str, str] = {}
     for q in spec.queues:
         dlq_url = sqs.create_queue(
-            QueueName=q.dlq_name, Attributes={"MessageRetentionPeriod": str(q.dlq_retention_s)}
+            QueueName=q.dlq_name,
+            Attributes={
+                "MessageRetentionPeriod": str(q.dlq_retention_s),
+                "VisibilityTimeout": str(spec.dlq_visibility_timeout_s),
+            },
         )["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"

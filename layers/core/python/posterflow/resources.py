@@ -115,6 +115,15 @@ class StackSpec(_Spec):
     api_stage: str = "prod"
     websocket_stage: str = "prod"
 
+    # The DLQs are drained by one function; Lambda refuses an SQS event source whose visibility
+    # timeout is below the function's timeout, and AWS recommends six times it.
+    dlq_batch_size: int = 10
+    dlq_max_concurrency: int = 2
+
+    @property
+    def dlq_visibility_timeout_s(self) -> int:
+        return 6 * self.function(self.dlq_consumer).timeout_s
+
     def function(self, key: str) -> FunctionSpec:
         for fn in self.functions:
             if fn.key == key:
@@ -141,34 +150,93 @@ def stack_spec(prefix: str = PROJECT) -> StackSpec:
         return f"{prefix}-{part}"
 
     functions = (
-        FunctionSpec(key="api", name=name("api"), description="REST API (API Gateway proxy)",
-                     memory_mb=1024, timeout_s=29, local_concurrency=4),
-        FunctionSpec(key="splitter", name=name("splitter"),
-                     description="Splits uploads and batch manifests into per-item messages",
-                     memory_mb=512, timeout_s=300, local_concurrency=2),
-        FunctionSpec(key="render", name=name("render"), package="container",
-                     description="Renders posters with headless Chromium",
-                     memory_mb=3008, timeout_s=120, local_concurrency=2),
-        FunctionSpec(key="crop", name=name("crop"), package="container",
-                     description="Detects faces and crops photos",
-                     memory_mb=1536, timeout_s=60, local_concurrency=2),
-        FunctionSpec(key="progress", name=name("progress"),
-                     description="WebSocket routes and DynamoDB stream → progress events",
-                     memory_mb=512, timeout_s=30, local_concurrency=1),
-        FunctionSpec(key="finalize", name=name("finalize"),
-                     description="Finalize workflow tasks: archive, email, webhook",
-                     memory_mb=1024, timeout_s=900, local_concurrency=2),
-        FunctionSpec(key="dlq", name=name("dlq"),
-                     description="Marks items whose messages exhausted their retries as failed",
-                     memory_mb=256, timeout_s=60, local_concurrency=1),
+        FunctionSpec(
+            key="api",
+            name=name("api"),
+            description="REST API (API Gateway proxy)",
+            memory_mb=1024,
+            timeout_s=29,
+            local_concurrency=4,
+        ),
+        FunctionSpec(
+            key="splitter",
+            name=name("splitter"),
+            description="Splits uploads and batch manifests into per-item messages",
+            memory_mb=512,
+            timeout_s=300,
+            local_concurrency=2,
+        ),
+        FunctionSpec(
+            key="render",
+            name=name("render"),
+            package="container",
+            description="Renders posters with headless Chromium",
+            memory_mb=3008,
+            timeout_s=120,
+            local_concurrency=2,
+        ),
+        FunctionSpec(
+            key="crop",
+            name=name("crop"),
+            package="container",
+            description="Detects faces and crops photos",
+            memory_mb=1536,
+            timeout_s=60,
+            local_concurrency=2,
+        ),
+        FunctionSpec(
+            key="progress",
+            name=name("progress"),
+            description="WebSocket routes and DynamoDB stream → progress events",
+            memory_mb=512,
+            timeout_s=30,
+            local_concurrency=1,
+        ),
+        FunctionSpec(
+            key="finalize",
+            name=name("finalize"),
+            description="Finalize workflow tasks: archive, email, webhook",
+            memory_mb=1024,
+            timeout_s=900,
+            local_concurrency=2,
+        ),
+        FunctionSpec(
+            key="dlq",
+            name=name("dlq"),
+            description="Marks items whose messages exhausted their retries as failed",
+            memory_mb=256,
+            timeout_s=60,
+            local_concurrency=1,
+        ),
     )
     queues = (
-        QueueSpec(key="split", name=name("split"), dlq_name=name("split-dlq"),
-                  visibility_timeout_s=1800, consumer="splitter", batch_size=1, max_concurrency=5),
-        QueueSpec(key="render", name=name("render"), dlq_name=name("render-dlq"),
-                  visibility_timeout_s=720, consumer="render", batch_size=10, max_concurrency=50),
-        QueueSpec(key="crop", name=name("crop"), dlq_name=name("crop-dlq"),
-                  visibility_timeout_s=360, consumer="crop", batch_size=10, max_concurrency=50),
+        QueueSpec(
+            key="split",
+            name=name("split"),
+            dlq_name=name("split-dlq"),
+            visibility_timeout_s=1800,
+            consumer="splitter",
+            batch_size=1,
+            max_concurrency=5,
+        ),
+        QueueSpec(
+            key="render",
+            name=name("render"),
+            dlq_name=name("render-dlq"),
+            visibility_timeout_s=720,
+            consumer="render",
+            batch_size=10,
+            max_concurrency=50,
+        ),
+        QueueSpec(
+            key="crop",
+            name=name("crop"),
+            dlq_name=name("crop-dlq"),
+            visibility_timeout_s=360,
+            consumer="crop",
+            batch_size=10,
+            max_concurrency=50,
+        ),
     )
     return StackSpec(
         prefix=prefix,
@@ -177,8 +245,12 @@ def stack_spec(prefix: str = PROJECT) -> StackSpec:
         queues=queues,
         functions=functions,
         state_machines=(
-            StateMachineSpec(key="finalize", name=name("finalize"), definition_file="finalize.asl.json",
-                             function_substitutions={"FinalizeFunctionArn": "finalize"}),
+            StateMachineSpec(
+                key="finalize",
+                name=name("finalize"),
+                definition_file="finalize.asl.json",
+                function_substitutions={"FinalizeFunctionArn": "finalize"},
+            ),
         ),
     )
 
