@@ -1,12 +1,14 @@
 """Poster rendering throughput: a warm batch on one template, as ``fn render`` runs it.
 
-Prints one JSON object per phase; the last line is the summary with ``png_per_s``,
-``jpeg_per_s``, ``cold_start_s`` (engine creation to the first poster, Chromium launch
-included) and ``peak_rss_mb`` (this process plus every child: the Playwright driver and the
-whole Chromium process tree, sampled every 50 ms; RSS double-counts shared pages, so
-``peak_pss_mb`` is given too).
+Prints one JSON object per phase; the last line is the summary with ``png_per_s`` and
+``jpeg_per_s`` (best of ``--rounds`` interleaved rounds, ``*_median`` beside them),
+``cold_start_s`` (engine creation to the first poster, Chromium launch included) and
+``peak_rss_mb`` (this process plus every child: the Playwright driver and the whole Chromium
+process tree, sampled every 50 ms; RSS double-counts shared pages, so ``peak_pss_mb`` is
+given too). ``png_small_*`` is PNG at Chromium's default compression instead of
+``optimizeForSpeed``.
 
-    .venv/bin/python bench/render.py [--count 120] [--pages 4]
+    .venv/bin/python bench/render.py [--count 60] [--rounds 3] [--pages 4]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import base64
 import io
 import json
 import os
+import statistics
 import threading
 import time
 from typing import Any
@@ -139,7 +142,8 @@ def _batch(engine: RenderEngine, requests: list[RenderRequest]) -> tuple[float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--count", type=int, default=120, help="posters per format")
+    parser.add_argument("--count", type=int, default=60, help="posters per format and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per format; the best one is reported")
     parser.add_argument("--pages", type=int, default=4, help="pages rendering in parallel")
     args = parser.parse_args()
 
@@ -157,18 +161,24 @@ def main() -> None:
     try:
         # Warm every page once so the measured batches see a warm engine, as a warm Lambda does.
         _batch(engine, _requests(args.pages * 2, "png", photo))
-        for fmt in ("png", "jpeg"):
-            rate, results = _batch(engine, _requests(args.count, fmt, photo))
-            mean_kb = sum(len(r.data) for r in results) / len(results) / 1024
-            summary[f"{fmt}_per_s"] = round(rate, 1)
-            summary[f"{fmt}_mean_kb"] = round(mean_kb, 1)
-            print(json.dumps({"phase": fmt, "per_s": round(rate, 1), "mean_kb": round(mean_kb, 1)}))
-        small = [r.model_copy(update={"png_compression": "small"}) for r in _requests(args.count // 2, "png", photo)]
-        rate, results = _batch(engine, small)
-        summary["png_small_per_s"] = round(rate, 1)
-        summary["png_small_mean_kb"] = round(sum(len(r.data) for r in results) / len(results) / 1024, 1)
-        phase = {"phase": "png_small", "per_s": summary["png_small_per_s"], "mean_kb": summary["png_small_mean_kb"]}
-        print(json.dumps(phase))
+        # The machine is shared: interleave the formats over several rounds and report the best
+        # round (what the engine can do) next to the median (what it did here, under load).
+        rates: dict[str, list[float]] = {"png": [], "jpeg": [], "png_small": []}
+        sizes: dict[str, float] = {}
+        for round_no in range(args.rounds):
+            for phase in rates:
+                fmt = "png" if phase.startswith("png") else "jpeg"
+                batch = _requests(args.count, fmt, photo)
+                if phase == "png_small":
+                    batch = [r.model_copy(update={"png_compression": "small"}) for r in batch]
+                rate, results = _batch(engine, batch)
+                rates[phase].append(round(rate, 1))
+                sizes[phase] = round(sum(len(r.data) for r in results) / len(results) / 1024, 1)
+                print(json.dumps({"phase": phase, "round": round_no, "per_s": round(rate, 1), "mean_kb": sizes[phase]}))
+        for phase, values in rates.items():
+            summary[f"{phase}_per_s"] = max(values)
+            summary[f"{phase}_per_s_median"] = statistics.median(values)
+            summary[f"{phase}_mean_kb"] = sizes[phase]
     finally:
         engine.close()
         sampler.stop()
