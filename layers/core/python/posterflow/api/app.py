@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from posterflow import jobs, template_store
-from posterflow.api import routes_generate, routes_jobs, routes_templates
+from posterflow.api import routes_download, routes_generate, routes_jobs, routes_templates
 from posterflow.api.errors import ApiError, error_response
 
 logger = Logger(child=True)
@@ -33,6 +33,7 @@ def build() -> APIGatewayRestResolver:
     routes_templates.register(app)
     routes_generate.register(app)
     routes_jobs.register(app)
+    routes_download.register(app)
 
     @app.exception_handler(RequestValidationError)
     def validation(exc: RequestValidationError) -> Response[str]:

@@ -1,0 +1,16 @@
+"""fn finalize: the tasks of the finalize state machine (archive, email, webhook, complete, fail)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from posterflow.finalize import workflow
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return workflow.handle(event)

@@ -1,0 +1,244 @@
+"""The tasks of the finalize state machine (``infra/statemachines/finalize.asl.json``).
+
+Each task is small and safe to repeat: the archive key is fixed per job and round, emails are
+claimed on the job before sending, a delivered webhook is marked and not sent again, and
+completing or failing the job are conditional status changes. Every task first checks that the
+job is still on the round the execution was started for: a retry of failed items starts a new
+round (and a new execution), and a stale execution must not touch it.
+
+Every task returns the same ``Outcome`` shape where the state machine branches on it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict
+
+from posterflow import config, jobs
+from posterflow.finalize import archive, links, mail, state, webhook
+
+logger = Logger(child=True)
+
+Action = Literal["archive", "email", "webhook", "notify_failed", "complete", "fail"]
+
+
+class EmailTransientError(Exception):
+    """SES or DynamoDB hiccup while emailing; the state machine retries on this name."""
+
+
+class FinalizeEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    action: Action
+    job_id: str
+    finalize_round: int = 0
+    status: str | None = None
+    archive_key: str | None = None
+    channel: Literal["email", "webhook"] | None = None
+    error: dict[str, Any] | None = None
+    attempt: int = 0
+
+
+def outcome(
+    job: jobs.Job,
+    *,
+    proceed: bool,
+    status: str,
+    archive_key: str | None = None,
+    files: int = 0,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "proceed": proceed,
+        "status": status,
+        "archive_key": archive_key,
+        "files": files,
+        "notify": proceed and bool(job.notify_email),
+        "webhook": proceed and bool(job.webhook_url),
+        "reason": reason,
+    }
+
+
+def handle(event: dict[str, Any]) -> dict[str, Any]:
+    ev = FinalizeEvent.model_validate(event)
+    logger.append_keys(job_id=ev.job_id, finalize_round=ev.finalize_round, action=ev.action)
+    handlers = {
+        "archive": _archive,
+        "email": _email,
+        "webhook": _webhook,
+        "notify_failed": _notify_failed,
+        "complete": _complete,
+        "fail": _fail,
+    }
+    return handlers[ev.action](ev)
+
+
+def _stale(job: jobs.Job, ev: FinalizeEvent) -> bool:
+    if job.finalize_round == ev.finalize_round:
+        return False
+    jobs.add_log(
+        job.job_id,
+        "INFO",
+        f"finalize round {ev.finalize_round} superseded by round {job.finalize_round}; this execution stops",
+    )
+    return True
+
+
+def _archive(ev: FinalizeEvent) -> dict[str, Any]:
+    job = jobs.get_job(ev.job_id)
+    if _stale(job, ev):
+        return outcome(job, proceed=False, status=str(job.status), reason="stale round")
+    if job.status == jobs.JobStatus.FAILED:
+        return outcome(job, proceed=False, status=str(job.status), reason="job already failed")
+    if not job.is_complete:
+        jobs.add_log(
+            job.job_id, "WARNING", f"finalize started with {job.processed} of {job.total} items processed; nothing done"
+        )
+        return outcome(job, proceed=False, status=str(job.status), reason="items outstanding")
+    status = str(job.status if job.is_final else job.final_status())
+    key = archive.archive_key(job.job_id, ev.finalize_round)
+    flag = f"archive_r{ev.finalize_round}"
+    recorded = job.extra.get(flag)
+    if isinstance(recorded, dict) and archive.existing_archive(job, key):
+        logger.info("archive already built", extra={"key": key})
+        return outcome(job, proceed=True, status=status, archive_key=key, files=int(recorded.get("files", 0)))
+    result = archive.build_archive(job, key)
+    state.record_archive(job.job_id, key, ev.finalize_round)
+    state.put(job.job_id, flag, {"files": result.files, "bytes": result.bytes, "seconds": round(result.seconds, 3)})
+    what = "manifest only (no item succeeded)" if result.manifest_only else f"{result.files} file(s)"
+    jobs.add_log(
+        job.job_id,
+        "INFO",
+        f"results archive built: {what}, {result.bytes} bytes",
+        {"archive_key": key, "seconds": round(result.seconds, 3), "manifest_rows": result.manifest_rows},
+    )
+    return outcome(job, proceed=True, status=status, archive_key=key, files=result.files)
+
+
+def _email(ev: FinalizeEvent) -> dict[str, Any]:
+    job = jobs.get_job(ev.job_id)
+    status = ev.status or str(job.status)
+    kind: mail.MailKind = "failure" if status == jobs.JobStatus.FAILED else "completion"
+    flag = f"email_{kind}_r{ev.finalize_round}"
+    if not job.notify_email:
+        return {"sent": False, "reason": "no notify_email"}
+    try:
+        recipient = mail.check_address(job.notify_email)
+    except mail.EmailRejected as exc:
+        if state.claim(job.job_id, flag, {"state": "failed", "error": str(exc)}):
+            jobs.add_log(job.job_id, "WARNING", f"notification email not sent: {exc}")
+        return {"sent": False, "reason": str(exc)}
+    if not state.claim(job.job_id, flag, {"state": "sending", "at": time.time()}):
+        logger.info("email already sent for this round", extra={"flag": flag})
+        return {"sent": False, "reason": "already sent"}
+    archive_files = job.extra.get(f"archive_r{ev.finalize_round}", {})
+    files = int(archive_files.get("files", 0)) if isinstance(archive_files, dict) else 0
+    has_link = kind == "completion" and job.archive_key is not None
+    content = mail.compose(
+        job,
+        kind=kind,
+        status=status,
+        reasons=mail.first_failures(job.job_id) if job.failed else [],
+        link=links.download_url(job.job_id) if has_link else None,
+        expires=links.expiry_text() if has_link else None,
+        files=files,
+    )
+    msg = mail.build_message(content, sender=config.ses_sender(), recipient=recipient, job_id=job.job_id)
+    try:
+        message_id = mail.send(msg, recipient=recipient)
+    except mail.EmailRejected as exc:
+        state.put(job.job_id, flag, {"state": "failed", "error": str(exc)})
+        jobs.add_log(job.job_id, "WARNING", f"notification email to {recipient} not sent: {exc}")
+        return {"sent": False, "reason": str(exc)}
+    except (ClientError, BotoCoreError) as exc:
+        # Nothing went out: give the claim back so the state machine's retry can send.
+        state.release(job.job_id, flag)
+        raise EmailTransientError(f"sending the email failed: {exc}") from exc
+    state.put(job.job_id, flag, {"state": "sent", "message_id": message_id, "at": time.time()})
+    jobs.add_log(job.job_id, "INFO", f"{kind} email sent to {recipient}", {"message_id": message_id})
+    return {"sent": True, "message_id": message_id}
+
+
+def _webhook(ev: FinalizeEvent) -> dict[str, Any]:
+    job = jobs.get_job(ev.job_id)
+    status = ev.status or str(job.status)
+    flag = f"webhook_{status}_r{ev.finalize_round}"
+    if not job.webhook_url:
+        return {"delivered": False, "reason": "no webhook_url"}
+    previous = job.extra.get(flag)
+    if isinstance(previous, dict) and previous.get("state") in ("delivered", "failed"):
+        return {"delivered": False, "reason": f"already {previous['state']}"}
+    results = links.download_url(job.job_id) if status != jobs.JobStatus.FAILED and job.archive_key else None
+    body = webhook.payload(job, status=status, results_url=results, status_url=links.status_url(job.job_id))
+    attempt = ev.attempt + 1
+    try:
+        delivery = webhook.deliver(job.webhook_url, body)
+    except (webhook.WebhookRefused, webhook.WebhookRejected) as exc:
+        state.put(job.job_id, flag, {"state": "failed", "error": str(exc), "attempts": attempt})
+        jobs.add_log(job.job_id, "WARNING", f"webhook not delivered: {exc}", {"attempt": attempt})
+        return {"delivered": False, "reason": str(exc)}
+    except webhook.WebhookRetryableError as exc:
+        jobs.add_log(
+            job.job_id, "WARNING", f"webhook attempt {attempt} failed: {exc}; will retry", {"attempt": attempt}
+        )
+        raise
+    state.put(job.job_id, flag, {"state": "delivered", "http_status": delivery.status, "attempts": attempt})
+    jobs.add_log(
+        job.job_id,
+        "INFO",
+        f"webhook delivered: HTTP {delivery.status}",
+        {"attempt": attempt, "elapsed_ms": round(delivery.elapsed_ms, 1)},
+    )
+    return {"delivered": True, "http_status": delivery.status}
+
+
+def _notify_failed(ev: FinalizeEvent) -> dict[str, Any]:
+    """A notification gave up (retries exhausted, or an unexpected error): record it; the job
+    still completes."""
+    reason = error_text(ev.error)
+    if ev.channel == "webhook":
+        flag = f"webhook_{ev.status}_r{ev.finalize_round}"
+        state.put(ev.job_id, flag, {"state": "failed", "error": reason})
+    jobs.add_log(ev.job_id, "ERROR", f"{ev.channel or 'notification'} failed: {reason}")
+    return {"recorded": True}
+
+
+def _complete(ev: FinalizeEvent) -> dict[str, Any]:
+    job = jobs.complete_job(ev.job_id, finalize_round=ev.finalize_round, archive_key=ev.archive_key)
+    jobs.add_log(job.job_id, "INFO", f"job {job.status}: {job.succeeded} succeeded, {job.failed} failed")
+    return {"status": str(job.status)}
+
+
+def _fail(ev: FinalizeEvent) -> dict[str, Any]:
+    job = jobs.get_job(ev.job_id)
+    reason = error_text(ev.error)
+    if _stale(job, ev):
+        return outcome(job, proceed=False, status=str(job.status), reason="stale round")
+    if job.is_final and job.status != jobs.JobStatus.FAILED:
+        # The job already has its final status; a later step's failure must not undo it.
+        jobs.add_log(job.job_id, "ERROR", f"finalize step failed after the job was {job.status}: {reason}")
+        return outcome(job, proceed=False, status=str(job.status), reason="already final")
+    job = jobs.fail_job(job.job_id, f"finalize failed: {reason}")
+    jobs.add_log(job.job_id, "ERROR", f"finalize failed: {reason}")
+    return outcome(job, proceed=True, status=str(jobs.JobStatus.FAILED))
+
+
+def error_text(error: dict[str, Any] | None) -> str:
+    """The message inside a Catch's ``{"Error", "Cause"}``; Lambda puts its error JSON in Cause."""
+    if not error:
+        return "unknown error"
+    name = str(error.get("Error") or "Error")
+    cause = error.get("Cause")
+    if isinstance(cause, str):
+        try:
+            parsed = json.loads(cause)
+            if isinstance(parsed, dict) and parsed.get("errorMessage"):
+                return f"{name}: {parsed['errorMessage']}"
+        except ValueError:
+            pass
+        return f"{name}: {cause}" if cause else name
+    return name
