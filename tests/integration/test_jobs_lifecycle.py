@@ -114,10 +114,13 @@ def test_complete_job_is_idempotent_and_counts_decide(aws_stack: r.ResourceRefs)
     job = _new_job(2)
     jobs.finish_item(job.job_id, 0, status="succeeded")
     jobs.finish_item(job.job_id, 1, status="skipped")
+    # The finalize execution started by the last finish may complete the job first; either
+    # way the status comes from the counters and a second call changes nothing.
     first = jobs.complete_job(job.job_id, archive_key="archives/a.zip")
-    again = jobs.complete_job(job.job_id, archive_key="archives/a.zip")
+    again = jobs.complete_job(job.job_id, archive_key="archives/other.zip")
     assert first.status == again.status == jobs.JobStatus.COMPLETED
-    assert first.archive_key == "archives/a.zip" and again.completed_at == first.completed_at
+    assert first.archive_key is not None and again.archive_key == first.archive_key
+    assert again.completed_at == first.completed_at
 
 
 def test_sweep_fails_stalled_items_and_writes_missing_ones(aws_stack: r.ResourceRefs) -> None:
@@ -137,8 +140,9 @@ def test_sweep_fails_stalled_items_and_writes_missing_ones(aws_stack: r.Resource
         item = jobs.get_item(stalled.job_id, i)
         assert item.status == jobs.ItemStatus.FAILED and item.error == "stalled: no progress for 500 s"
     assert _execution_names(aws_stack, stalled.job_id) == [stalled.job_id]
-    logs, _ = jobs.list_logs(stalled.job_id)
-    assert logs[-1].level == "WARNING" and logs[-1].details == {"items_failed": 5, "items_never_written": 2}
+    logs, _ = jobs.list_logs(stalled.job_id)  # finalize may add its own logs meanwhile
+    sweep_logs = [x for x in logs if x.message == "stalled: no progress for 500 s"]
+    assert [(x.level, x.details) for x in sweep_logs] == [("WARNING", {"items_failed": 5, "items_never_written": 2})]
     empty = jobs.get_job(never.job_id)
     assert empty.status == jobs.JobStatus.FAILED and empty.error is not None and "no items" in empty.error
 
