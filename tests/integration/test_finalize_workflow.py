@@ -78,15 +78,20 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def template_id(cloud: Any) -> str:
     section = f"fin-{uuid.uuid4().hex[:6]}"
-    status, body, _ = api(cloud, "POST", "/api/templates/upload",
-                          {"section": section, "name": "Finalize", "html_content": HTML, "set_as_active": True})
+    status, body, _ = api(
+        cloud,
+        "POST",
+        "/api/templates/upload",
+        {"section": section, "name": "Finalize", "html_content": HTML, "set_as_active": True},
+    )
     assert status == 201, body
     return str(body["template_id"])
 
 
 def run_batch(cloud: Any, template_id: str, items: list[dict[str, Any]], **extra: Any) -> str:
-    status, body, _ = api(cloud, "POST", "/api/generate-batch",
-                          {"template_id": template_id, "items": items, **OUT, **extra})
+    status, body, _ = api(
+        cloud, "POST", "/api/generate-batch", {"template_id": template_id, "items": items, **OUT, **extra}
+    )
     assert status == 202, body
     job_id = str(body["job_id"])
     wait_finalized(job_id)
@@ -155,8 +160,14 @@ def log_messages(job_id: str) -> list[str]:
 def test_batch_of_50_email_link_zip_and_signed_webhook(cloud: Any, template_id: str, receiver: Receiver) -> None:
     hook = f"/hook/{uuid.uuid4().hex[:8]}"
     items = [{"name": f"Person {i}", "entity_id": f"p-{i}"} for i in range(50)]
-    job_id = run_batch(cloud, template_id, items, name="Spring =posters", notify_email="ops@example.com",
-                       webhook_url=receiver.url + hook)
+    job_id = run_batch(
+        cloud,
+        template_id,
+        items,
+        name="Spring =posters",
+        notify_email="ops@example.com",
+        webhook_url=receiver.url + hook,
+    )
     job = jobs.get_job(job_id)
     assert job.status == jobs.JobStatus.COMPLETED and job.succeeded == 50
     assert job.archive_key is not None
@@ -189,12 +200,17 @@ def test_batch_of_50_email_link_zip_and_signed_webhook(cloud: Any, template_id: 
         tokens.verify_webhook_signature(body + b" ", headers[SIGNATURE_HEADER], secret=config.signing_secret())
 
 
-def test_failed_items_complete_with_errors_and_email_lists_reasons(cloud: Any, template_id: str,
-                                                                   receiver: Receiver) -> None:
+def test_failed_items_complete_with_errors_and_email_lists_reasons(
+    cloud: Any, template_id: str, receiver: Receiver
+) -> None:
     hook = f"/flaky/{uuid.uuid4().hex[:8]}"
     receiver.fail_first.add(hook)
-    items = [{"name": "Ann", "entity_id": "ok-1"}, {"entity_id": "no-name-1"}, {"name": "Bo", "entity_id": "ok-2"},
-             {"entity_id": "no-name-2", "other": "x"}]
+    items = [
+        {"name": "Ann", "entity_id": "ok-1"},
+        {"entity_id": "no-name-1"},
+        {"name": "Bo", "entity_id": "ok-2"},
+        {"entity_id": "no-name-2", "other": "x"},
+    ]
     job_id = run_batch(cloud, template_id, items, notify_email="team@example.com", webhook_url=receiver.url + hook)
     job = jobs.get_job(job_id)
     assert job.status == jobs.JobStatus.COMPLETED_WITH_ERRORS and (job.succeeded, job.failed) == (2, 2)
@@ -233,8 +249,9 @@ def test_zero_successes_gives_manifest_only_archive_and_says_so(cloud: Any, temp
 
 def test_forced_archive_failure_fails_job_with_failure_email(cloud: Any, receiver: Receiver) -> None:
     hook = f"/fail/{uuid.uuid4().hex[:8]}"
-    job = jobs.create_job("poster", total=1, notify_email="ops@example.com", webhook_url=receiver.url + hook,
-                          name="Broken outputs")
+    job = jobs.create_job(
+        "poster", total=1, notify_email="ops@example.com", webhook_url=receiver.url + hook, name="Broken outputs"
+    )
     jobs.put_items(job.job_id, [jobs.NewItem(item_id=0, entity_id="gone")])
     # The item claims an output that is not in S3: the archive cannot match the job.
     outcome = jobs.finish_item(job.job_id, 0, status="succeeded", output_key=f"outputs/{job.job_id}/000000.jpeg")
@@ -258,13 +275,21 @@ def test_forced_archive_failure_fails_job_with_failure_email(cloud: Any, receive
 
 def test_second_finalize_run_sends_no_second_email(cloud: Any, template_id: str, receiver: Receiver) -> None:
     hook = f"/twice/{uuid.uuid4().hex[:8]}"
-    job_id = run_batch(cloud, template_id, [{"name": "A"}, {"name": "B"}], notify_email="ops@example.com",
-                       webhook_url=receiver.url + hook)
+    job_id = run_batch(
+        cloud,
+        template_id,
+        [{"name": "A"}, {"name": "B"}],
+        notify_email="ops@example.com",
+        webhook_url=receiver.url + hook,
+    )
     first = jobs.get_job(job_id)
     assert first.status == jobs.JobStatus.COMPLETED
     sfn = aws.client("stepfunctions")
-    sfn.start_execution(stateMachineArn=config.state_machine_arn("finalize"), name=f"{job_id}-again",
-                        input=json.dumps({"job_id": job_id, "finalize_round": 0}))
+    sfn.start_execution(
+        stateMachineArn=config.state_machine_arn("finalize"),
+        name=f"{job_id}-again",
+        input=json.dumps({"job_id": job_id, "finalize_round": 0}),
+    )
     again = wait_finalized(job_id, f"{job_id}-again")
     assert again["status"] == "SUCCEEDED"
     assert json.loads(again["output"])["outcome"]["archive_key"] == first.archive_key
@@ -275,8 +300,13 @@ def test_second_finalize_run_sends_no_second_email(cloud: Any, template_id: str,
 
 
 def test_bad_email_and_webhook_are_recorded_and_job_completes(cloud: Any, template_id: str) -> None:
-    job_id = run_batch(cloud, template_id, [{"name": "A"}], notify_email="not-an-address",
-                       webhook_url="http://169.254.169.254/latest/meta-data")
+    job_id = run_batch(
+        cloud,
+        template_id,
+        [{"name": "A"}],
+        notify_email="not-an-address",
+        webhook_url="http://169.254.169.254/latest/meta-data",
+    )
     assert jobs.get_job(job_id).status == jobs.JobStatus.COMPLETED
     assert mails_for(cloud, job_id) == []
     messages = log_messages(job_id)
