@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from PIL import Image, ImageChops
@@ -59,3 +60,17 @@ def test_reused_pages_render_exactly_like_fresh_ones(engine: RenderEngine) -> No
             assert ImageChops.difference(_pixels(result.data), _pixels(expected.data)).getbbox() is None
             again = fresh_engine.render(request)
             assert ImageChops.difference(_pixels(again.data), _pixels(expected.data)).getbbox() is None
+
+
+def test_pending_meta_refresh_cannot_hijack_a_later_render(engine: RenderEngine, servers: Servers) -> None:
+    """A page that scheduled a navigation is not reused: the navigation would fire during
+    someone else's render. The attribute is entity-encoded to show the check runs on the DOM."""
+    before = len(servers.assets.requests)
+    hijack = f"<meta http-equiv='&#82;efresh' content='1;url={servers.assets.url}/hijack'><p>A</p>"
+    # render_many: its own render may succeed or, on a slow machine, be cut short by the navigation.
+    engine.render_many([RenderRequest(html=hijack, size=SIZE)])
+    # Had the page gone back to the pool, its refresh would now fetch /hijack.
+    time.sleep(2)
+    assert "/hijack" not in servers.assets.requests[before:]
+    after = engine.render(_item(1))
+    assert after.data.startswith(b"\x89PNG")

@@ -74,10 +74,13 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 # Runs after the load event: every <img> decoded (so the capture never shows a half-decoded
 # image) and web fonts loaded. Only promises: with JavaScript disabled, page event listeners
-# (e.g. on "load") never fire, but promise reactions still run.
+# (e.g. on "load") never fire, but promise reactions still run. Answers whether the document
+# scheduled a meta refresh: that navigation would fire later, possibly in the middle of the
+# next item's render, so such a page is not reused.
 _SETTLE_JS = """async () => {
   await Promise.all(Array.from(document.images, (img) => img.decode().catch(() => null)));
   await document.fonts.ready;
+  return document.querySelector('meta[http-equiv="refresh" i]') !== null;
 }"""
 
 
@@ -188,6 +191,8 @@ class _Slot:
     blocked: list[str] = field(default_factory=list)
     used: bool = False
     crashed: bool = False
+    tainted: bool = False
+    """The document may still navigate (meta refresh) or already did: do not reuse."""
 
 
 class AsyncRenderEngine:
@@ -301,7 +306,8 @@ class AsyncRenderEngine:
         return None
 
     async def _release(self, slot: _Slot, *, healthy: bool) -> None:
-        if healthy and not slot.crashed and slot.browser is self._browser and self.browser_connected:
+        reusable = not slot.crashed and not slot.tainted and slot.browser is self._browser
+        if healthy and reusable and self.browser_connected:
             self._idle.append(slot)
         else:
             await self._discard(slot)
@@ -448,7 +454,8 @@ class AsyncRenderEngine:
         # navigating, and waits for the load event from the browser side, which also works when
         # the page's JavaScript is disabled.
         await page.set_content(request.html, wait_until="load", timeout=0)
-        await page.evaluate(_SETTLE_JS)
+        refresh = await page.evaluate(_SETTLE_JS)
+        slot.tainted = bool(refresh) or page.url != "about:blank"
         if request.format == "pdf":
             return await self._pdf(page, size)
         # The clip's scale carries the device scale factor: this CDP session does not see the
