@@ -455,7 +455,8 @@ class AsyncRenderEngine:
         # the page's JavaScript is disabled.
         await page.set_content(request.html, wait_until="load", timeout=0)
         refresh = await page.evaluate(_SETTLE_JS)
-        slot.tainted = bool(refresh) or page.url != "about:blank"
+        # Popups (window.open with JavaScript on) would live on in a reused context.
+        slot.tainted = bool(refresh) or page.url != "about:blank" or len(slot.context.pages) > 1
         if request.format == "pdf":
             return await self._pdf(page, size)
         # The clip's scale carries the device scale factor: this CDP session does not see the
