@@ -117,12 +117,12 @@ def wait_finalized(job_id: str, name: str | None = None, timeout: float = 120) -
 
 
 def mails_for(cloud: Any, job_id: str) -> list[EmailMessage]:
-    out = []
+    out: list[EmailMessage] = []
     for path in sorted(Path(cloud.options.out_dir, "mail").glob("*.eml")):
-        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        msg = BytesParser(_class=EmailMessage, policy=policy.default).parsebytes(path.read_bytes())
         if msg["X-Posterflow-Job"] == job_id:
             out.append(msg)
-    return out  # type: ignore[return-value]
+    return out
 
 
 def parts(msg: EmailMessage) -> tuple[str, str]:

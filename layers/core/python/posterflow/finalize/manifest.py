@@ -15,19 +15,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
+from posterflow.csvreader import escape_csv_cell
 from posterflow.jobs import Item
 
 CSV_COLUMNS = ("item_id", "entity_id", "status", "file_name", "error", "generation_time_ms", "attempts", "finished_at")
-# Spreadsheet programs run a cell starting with one of these as a formula (CSV injection);
-# tab and carriage return are in OWASP's list too.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _SPOOL_BYTES = 1024 * 1024
-
-
-def escape_csv_cell(value: str) -> str:
-    """Prefix a quote so a spreadsheet shows the text instead of evaluating it."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def member_name(item: Item) -> str:
@@ -68,7 +61,7 @@ class ManifestRow:
 
     def csv_cells(self) -> list[str]:
         values: dict[str, Any] = asdict(self)
-        return [escape_csv_cell("" if values[c] is None else str(values[c])) for c in CSV_COLUMNS]
+        return [escape_csv_cell(values[c]) for c in CSV_COLUMNS]
 
 
 class ManifestWriter:
