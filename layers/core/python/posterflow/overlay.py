@@ -12,10 +12,17 @@ import base64
 import binascii
 import io
 import re
+import urllib.error
+import urllib.request
 import warnings
-from urllib.parse import unquote_to_bytes
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import unquote_to_bytes, urljoin
 
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from posterflow.render.netpolicy import NetPolicy
 
 PADDING = 20
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
@@ -56,6 +63,67 @@ def decode_data_uri(uri: str) -> bytes:
     if len(data) > MAX_SOURCE_BYTES:
         raise OverlayError(f"data: URI holds {len(data)} bytes; the limit is {MAX_SOURCE_BYTES}")
     return data
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # surfaced as an HTTPError; fetch_url follows redirects itself, re-checking each hop
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+MAX_REDIRECTS = 5
+
+
+def fetch_url(url: str, policy: NetPolicy, *, what: str = "image", timeout_s: float = 10.0) -> bytes:
+    """GET an overlay source from an allow-listed URL; every redirect hop is checked again.
+
+    Raises :class:`OverlayError` for a blocked URL, an HTTP error (``logo URL answered 404``),
+    a network failure or a body over :data:`MAX_SOURCE_BYTES`."""
+    for _ in range(MAX_REDIRECTS + 1):
+        decision = policy.check_blocking(url)
+        if not decision.allowed:
+            raise OverlayError(f"{what} URL {url} is not allowed: {decision.reason}")
+        try:
+            with _OPENER.open(
+                urllib.request.Request(url, headers={"User-Agent": "posterflow"}), timeout=timeout_s
+            ) as rsp:
+                data = rsp.read(MAX_SOURCE_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            location = exc.headers.get("Location") if exc.code in (301, 302, 303, 307, 308) else None
+            if location:
+                url = urljoin(url, location)
+                continue
+            raise OverlayError(f"{what} URL {url} answered {exc.code}") from exc
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise OverlayError(f"{what} URL {url} could not be fetched: {exc}") from exc
+        if len(data) > MAX_SOURCE_BYTES:
+            raise OverlayError(f"{what} at {url} is larger than {MAX_SOURCE_BYTES} bytes")
+        return data
+    raise OverlayError(f"{what} URL {url}: more than {MAX_REDIRECTS} redirects")
+
+
+def fetch_source(
+    source: str,
+    *,
+    policy: NetPolicy,
+    read_s3: Callable[[str], bytes] | None = None,
+    what: str = "image",
+) -> bytes:
+    """The bytes of an overlay source: a ``data:`` URI, an allow-listed ``http(s)`` URL, or
+    otherwise an S3 key of the project bucket, read with ``read_s3`` (the caller's client)."""
+    source = source.strip()
+    if not source:
+        raise OverlayError(f"{what} source is empty")
+    if source.startswith("data:"):
+        return decode_data_uri(source)
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source):
+        return fetch_url(source, policy, what=what)
+    if read_s3 is None:
+        raise OverlayError(f"{what} {source!r} looks like an S3 key but no S3 reader was given")
+    try:
+        return read_s3(source)
+    except Exception as exc:  # boto3 raises many types; all mean "this source failed"
+        raise OverlayError(f"{what} s3 key {source!r} could not be read: {exc}") from exc
 
 
 def load_image(data: bytes, *, what: str = "image", max_pixels: int = MAX_SOURCE_PIXELS) -> Image.Image:

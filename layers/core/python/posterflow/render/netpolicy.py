@@ -151,6 +151,10 @@ class NetPolicy:
                 return Decision(False, f"{host} resolves to non-public address {address}")
         return Decision(True, "allow-listed")
 
+    def check_blocking(self, url: str) -> Decision:
+        """:meth:`check` for synchronous callers (e.g. fetching overlay sources in a handler)."""
+        return asyncio.run(self.check(url))
+
     async def _lookup(self, host: str, port: int) -> list[str]:
         try:
             return [str(ipaddress.ip_address(host.strip("[]")))]
