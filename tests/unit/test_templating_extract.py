@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from posterflow.templating import Placeholder, extract_placeholders, render_html, sample_data
+import pytest
+
+from posterflow.templating import (
+    Placeholder,
+    TemplateError,
+    extract_placeholders,
+    merge_placeholders,
+    render_html,
+    sample_data,
+)
 
 
 def test_names_types_and_required_flags() -> None:
@@ -32,3 +41,12 @@ def test_samples_render_the_template() -> None:
 
 def test_no_placeholders() -> None:
     assert extract_placeholders("<p>static</p>") == []
+
+
+def test_metadata_overrides_extracted_defaults() -> None:
+    found = extract_placeholders("{{ consumer_name }} {{ rating }}")
+    merged = {p.name: p for p in merge_placeholders(found, [{"name": "Rating", "sample": "4.5", "required": False}])}
+    assert merged["rating"] == Placeholder(name="rating", sample="4.5", type="number", required=False)
+    assert merged["consumer_name"].sample == "Jane Doe"
+    with pytest.raises(TemplateError, match="does not use: nope"):
+        merge_placeholders(found, [{"name": "nope", "sample": "x"}])

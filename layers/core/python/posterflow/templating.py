@@ -191,6 +191,28 @@ def extract_placeholders(html: str) -> list[Placeholder]:
     return result
 
 
+def merge_placeholders(
+    extracted: Sequence[Placeholder], metadata: Iterable[Mapping[str, Any] | Placeholder]
+) -> list[Placeholder]:
+    """Caller-supplied placeholder metadata (upload's optional ``placeholders``) over the
+    extracted defaults, matched by normalised name. Metadata naming a variable the template
+    does not use is an error rather than silently kept."""
+    by_key = {normalize_key(p.name): p for p in extracted}
+    unknown: list[str] = []
+    for entry in metadata:
+        fields = entry.model_dump(exclude_unset=True) if isinstance(entry, Placeholder) else dict(entry)
+        key = normalize_key(str(fields.get("name", "")))
+        if key not in by_key:
+            unknown.append(str(fields.get("name", "")))
+            continue
+        base = by_key[key]
+        fields["name"] = base.name
+        by_key[key] = Placeholder.model_validate({**base.model_dump(), **fields})
+    if unknown:
+        raise TemplateError("placeholder metadata for names the template does not use: " + ", ".join(unknown))
+    return list(by_key.values())
+
+
 def sample_data(placeholders: Iterable[Placeholder]) -> dict[str, Any]:
     """Values for a preview render."""
     return {p.name: ([] if p.type == "list" else p.sample) for p in placeholders}
