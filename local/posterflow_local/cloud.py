@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from posterflow import resources as r
-from posterflow_local import fast_sqs, mailbox
+from posterflow_local import fast_dynamodb, fast_sqs, mailbox
 from posterflow_local.apigw import ApiGateway
 from posterflow_local.embedded_aws import EmbeddedAWS, ensure_port_free
 from posterflow_local.event_sources import DynamoStreamPoller, SqsPoller
@@ -60,6 +60,7 @@ class LocalCloud:
         ensure_port_free(o.host, o.api_port, "API")
         ensure_port_free(o.host, o.ws_port, "WS")
         fast_sqs.install()
+        fast_dynamodb.install()
         mailbox.install(o.out_dir / "mail")
         self.aws.start()
         self.gateway.start()

@@ -8,9 +8,6 @@ import pytest
 
 from posterflow import aws, jobs
 from posterflow import resources as r
-from tests.integration.test_jobs_moto import ddb_transactions  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("ddb_transactions")
 
 
 def _new_job(n: int, *, total: int | None = None, ids: range | None = None) -> jobs.Job:

@@ -6,9 +6,6 @@ import pytest
 
 from posterflow import jobs
 from posterflow import resources as r
-from tests.integration.test_jobs_moto import ddb_transactions  # noqa: F401  (fixture)
-
-pytestmark = pytest.mark.usefixtures("ddb_transactions")
 
 
 def test_items_page_in_id_order_with_an_opaque_cursor(aws_stack: r.ResourceRefs) -> None:
