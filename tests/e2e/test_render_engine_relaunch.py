@@ -71,3 +71,14 @@ def test_relaunch_after_k_renders(private_engine: RenderEngine) -> None:
     # restart_after=3: renders 1-3 on the first browser, 4-6 on the second, 7 on the third.
     assert private_engine.stats.launches == 3
     assert private_engine.stats.renders == 7
+
+
+def test_relaunch_after_timeouts_in_a_row() -> None:
+    config = EngineConfig(pages=1, restart_after_timeouts=2, policy=NetPolicy())
+    spin = RenderRequest(html="<script>while (true) {}</script>", size=SIZE, javascript=True, timeout_s=1)
+    with RenderEngine(config) as engine:
+        results = engine.render_many([spin, spin])
+        assert [getattr(r, "code", None) for r in results] == ["timeout", "timeout"]
+        assert engine.stats.launches == 1
+        assert engine.render(RenderRequest(html="<p>ok</p>", size=SIZE)).data.startswith(b"\x89PNG")
+        assert engine.stats.launches == 2

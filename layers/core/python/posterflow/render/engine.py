@@ -143,6 +143,8 @@ class EngineConfig:
     """Renders in flight at once (one page each)."""
     restart_after: int = 1000
     """Relaunch the browser after this many renders."""
+    restart_after_timeouts: int = 3
+    """Relaunch after this many timeouts in a row: the browser itself may be wedged."""
     timeout_s: float = 20.0
     launch_timeout_s: float = 30.0
     executable: str | None = None
@@ -205,6 +207,7 @@ class AsyncRenderEngine:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._since_launch = 0
+        self._timeouts_in_row = 0
         self._idle: list[_Slot] = []
         self._slots = 0
         self._busy = 0
@@ -411,6 +414,11 @@ class AsyncRenderEngine:
         except TimeoutError:
             self.stats.timeouts += 1
             self.stats.failures += 1
+            self._timeouts_in_row += 1
+            if self._timeouts_in_row >= self.config.restart_after_timeouts:
+                logger.warning("%d renders in a row timed out; relaunching chromium", self._timeouts_in_row)
+                self._timeouts_in_row = 0
+                self._since_launch = self.config.restart_after  # drain and relaunch at the next acquire
             raise RenderTimeout(
                 f"render did not finish within {timeout:g}s (a resource never loaded or a script never ended)",
                 request_id=request.request_id,
@@ -428,6 +436,7 @@ class AsyncRenderEngine:
             await self._release(slot, healthy=healthy)
         self.stats.renders += 1
         self._since_launch += 1
+        self._timeouts_in_row = 0
         width, height = (request.size.pixel_width, request.size.pixel_height)
         return RenderResult(
             data=data,
