@@ -217,10 +217,15 @@ class AsyncRenderEngine:
 
     # lifecycle ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Launch the browser now (otherwise the first render does)."""
+    async def start(self, warm_pages: int = 1) -> None:
+        """Launch the browser now (otherwise the first render does) and open ``warm_pages``
+        pages for the default kind of render (scale 1, no JavaScript). Call it during a
+        Lambda's init phase so the first invocation does not pay for either."""
         async with self._lock:
-            await self._ensure_browser()
+            browser = await self._ensure_browser()
+            size = resolve_size()
+            while self._slots < min(warm_pages, self.config.pages):
+                self._idle.append(await self._new_slot(browser, (size.scale, False), size))
 
     async def close(self) -> None:
         async with self._lock:
@@ -531,8 +536,8 @@ class RenderEngine:
             raise RenderError("render engine is closed")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def start(self) -> None:
-        self._call(self._engine.start())
+    def start(self, warm_pages: int = 1) -> None:
+        self._call(self._engine.start(warm_pages))
 
     def render(self, request: RenderRequest) -> RenderResult:
         result: RenderResult = self._call(self._engine.render(request))
