@@ -409,7 +409,10 @@ class AsyncRenderEngine:
         started = time.perf_counter()
         timeout = request.timeout_s or self.config.timeout_s
         key = (request.size.scale, request.javascript)
-        slot = await self._acquire(key, request.size)
+        try:
+            slot = await self._acquire(key, request.size)
+        except PlaywrightError as exc:
+            raise BrowserCrashed(f"no usable browser page: {exc.message}", request_id=request.request_id) from exc
         healthy = False
         try:
             data = await asyncio.wait_for(self._render_on(slot, request), timeout)
