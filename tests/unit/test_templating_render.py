@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from posterflow.templating import MissingPlaceholders, TemplateRenderError, render_html
+from posterflow.templating import (
+    MissingPlaceholders,
+    TemplateRenderError,
+    TemplateSyntaxError,
+    render_html,
+    validate_template,
+)
 
 
 def test_both_brace_spacings_fill() -> None:
@@ -56,3 +62,17 @@ def test_loops_over_list_values() -> None:
     assert render_html("{% for t in tags %}<i>{{ t }}</i>{% endfor %}", {"tags": ["a", "<b>"]}) == (
         "<i>a</i><i>&lt;b&gt;</i>"
     )
+
+
+@pytest.mark.parametrize(
+    ("html", "line"),
+    [
+        ("<p>\n{{ bio|safe }}</p>", 2),
+        ("<p>\n\n{% autoescape false %}{{ bio }}{% endautoescape %}</p>", 3),
+        ("{% filter safe %}{{ bio }}{% endfilter %}", 1),
+    ],
+)
+def test_templates_cannot_switch_escaping_off(html: str, line: int) -> None:
+    with pytest.raises(TemplateSyntaxError) as err:
+        validate_template(html)
+    assert err.value.lineno == line

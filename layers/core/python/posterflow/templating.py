@@ -81,6 +81,9 @@ def normalize_key(key: str) -> str:
 
 
 _ENV = ImmutableSandboxedEnvironment(autoescape=True, undefined=jinja2.Undefined)
+# ``|safe`` would let a value through unescaped; without the filter, using it is a syntax
+# error with a line number. ``{% autoescape false %}`` is refused in _parse for the same reason.
+del _ENV.filters["safe"]
 
 
 def check_size(html: str) -> None:
@@ -92,9 +95,13 @@ def check_size(html: str) -> None:
 def _parse(html: str) -> nodes.Template:
     check_size(html)
     try:
-        return _ENV.parse(html)
+        tree = _ENV.parse(html)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxError(exc.message or str(exc), exc.lineno) from exc
+    for node in tree.find_all((nodes.EvalContextModifier, nodes.ScopedEvalContextModifier)):
+        if any(kw.key == "autoescape" for kw in node.options):
+            raise TemplateSyntaxError("autoescape cannot be turned off: values are always escaped", node.lineno)
+    return tree
 
 
 def validate_template(html: str) -> None:
@@ -107,12 +114,13 @@ def _compile(html: str) -> tuple[jinja2.Template, frozenset[str], frozenset[str]
     """Compiled template, all undeclared names and the optional ones. Cached because a batch
     renders the same template thousands of times."""
     tree = _parse(html)
-    names = frozenset(meta.find_undeclared_variables(tree))
-    optional = frozenset(_optional_names(tree)) & names
     try:
+        # find_undeclared_variables runs the code generator, which reports unknown filters.
+        names = frozenset(meta.find_undeclared_variables(tree))
         template = _ENV.from_string(tree)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateSyntaxError(exc.message or str(exc), exc.lineno) from exc
+    optional = frozenset(_optional_names(tree)) & names
     return template, names, optional
 
 
