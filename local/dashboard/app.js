@@ -312,9 +312,15 @@ async function startBatch(event) {
   }
 }
 
+function previewImage(t) {
+  const img = el("img", {src: `${API}/api/templates/${encodeURIComponent(t.template_id)}/preview`, alt: t.name, loading: "lazy"});
+  img.addEventListener("error", () => img.replaceWith(el("div", {class: "muted preview-missing", text: "preview unavailable"})));
+  return img;
+}
+
 function renderGallery() {
-  $("gallery").replaceChildren(...templates.slice(0, 24).map((t) => el("figure", {"data-template": t.template_id},
-    el("img", {src: `${API}/api/templates/${encodeURIComponent(t.template_id)}/preview`, alt: t.name, loading: "lazy"}),
+  $("gallery").replaceChildren(...templates.slice(0, 12).map((t) => el("figure", {"data-template": t.template_id},
+    previewImage(t),
     el("figcaption", {}, el("strong", {text: t.name}), el("div", {class: "muted", text: `${t.template_id} · ${t.format}${t.width ? ` · ${t.width}×${t.height}` : ""}`}),
       el("div", {class: "muted", text: (t.placeholders || []).map((p) => p.name).join(", ")})))));
 }
