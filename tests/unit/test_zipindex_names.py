@@ -34,6 +34,8 @@ _SAFE = re.compile(r"^\d{7}-[\w.-]+$")
         ("???.jpg", "photo"),
         ("/", "photo"),
         ("名前.jpg", "名前"),
+        ("a..b...c.jpg", "a.b.c"),
+        ("e\u200b\u0301.jpg", "é"),  # a removed zero-width space between letter and accent
     ],
 )
 def test_entry_stem(name: str, stem: str) -> None:

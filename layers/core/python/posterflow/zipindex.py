@@ -732,11 +732,15 @@ def entry_stem(entry_name: str) -> str:
         category = unicodedata.category(ch)
         if category[0] == "C":
             continue
+        if ch == "." and kept and kept[-1] == ".":
+            continue  # no "..", even though S3 keys are not paths: other tools treat them so
         if category[0] in "LNM" or ch in "-_.":
             kept.append(ch)
         elif not kept or kept[-1] != "_":
             kept.append("_")
-    safe = "".join(kept).strip("._-")[:_STEM_MAX_CHARS].strip("._-")
+    # Removing characters can leave a base letter next to a combining mark; composing them
+    # again only produces letters.
+    safe = unicodedata.normalize("NFKC", "".join(kept).strip("._-")[:_STEM_MAX_CHARS]).strip("._-")
     return safe or "photo"
 
 
