@@ -98,9 +98,14 @@ def handle_records(records: Iterable[Mapping[str, Any]], *, gate: Gate | None = 
         for greeting in changes.greetings:
             poster.post(greeting.connection_id, events.connected(greeting.connection_id, greeting.snapshot),
                         connected_at=greeting.created_at)
+            # Even after a failed (non-410) post: later frames must still reach the client.
+            if greeting.connection_id not in poster.gone:
+                connections.mark_greeted(greeting.connection_id)
         if not changes.broadcasts:
             continue
-        subs = [s for s in connections.subscriptions_for(changes.job_id) if s.connection_id not in poster.gone]
+        # Connections whose greeting is still ahead in the stream get their first frames after it.
+        subs = [s for s in connections.subscriptions_for(changes.job_id)
+                if s.greeted and s.connection_id not in poster.gone]
         if not subs:
             continue
         report.jobs += 1

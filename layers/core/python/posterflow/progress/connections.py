@@ -36,6 +36,7 @@ class Subscription:
     job_id: str
     floor: tuple[int, int]
     created_at: float
+    greeted: bool = True
 
 
 def conn_pk(connection_id: str) -> str:
@@ -57,6 +58,10 @@ def _record(connection_id: str, job_id: str, sk: str, snapshot: Mapping[str, Any
         "floor_round": int(snapshot.get("round") or 0),
         "floor_processed": int(snapshot.get("processed") or 0),
         "snapshot": dict(snapshot),
+        # A connection made by $connect is greeted (``connected``) by the stream handler when
+        # its insert comes through the stream; frames before that would arrive before the
+        # greeting. A ``subscribe`` is answered at once, so it starts out greeted.
+        "greeted": sk != d.META,
     }
 
 
@@ -84,6 +89,20 @@ def add_subscription(connection_id: str, job_id: str, snapshot: Mapping[str, Any
             return False
         raise
     return True
+
+
+def mark_greeted(connection_id: str) -> None:
+    t = d.spec()
+    try:
+        d.ddb().update_item(
+            TableName=d.table(), Key=d.key(conn_pk(connection_id), d.META),
+            UpdateExpression="SET greeted = :t", ConditionExpression="attribute_exists(#pk)",
+            ExpressionAttributeNames={"#pk": t.partition_key}, ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
+    except ClientError as exc:
+        # Gone already ($disconnect won the race): nothing to mark.
+        if not d.is_conditional_failure(exc):
+            raise
 
 
 def subscribed_jobs(connection_id: str) -> list[str]:
@@ -141,6 +160,7 @@ def subscriptions_for(job_id: str) -> list[Subscription]:
                 job_id=job_id,
                 floor=(int(rec.get("floor_round", 0)), int(rec.get("floor_processed", 0))),
                 created_at=float(rec.get("created_at", 0.0)),
+                greeted=bool(rec.get("greeted", True)),
             ))
         if "LastEvaluatedKey" not in resp:
             return out
