@@ -13,4 +13,8 @@ logger = Logger()
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # Keys go on the function's own logger: library modules log through child loggers, which
+    # cannot carry keys of their own.
+    logger.append_keys(job_id=event.get("job_id"), finalize_round=event.get("finalize_round"),
+                       action=event.get("action"))
     return workflow.handle(event)

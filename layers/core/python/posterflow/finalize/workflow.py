@@ -65,7 +65,6 @@ def outcome(
 
 def handle(event: dict[str, Any]) -> dict[str, Any]:
     ev = FinalizeEvent.model_validate(event)
-    logger.append_keys(job_id=ev.job_id, finalize_round=ev.finalize_round, action=ev.action)
     handlers = {
         "archive": _archive,
         "email": _email,
