@@ -119,8 +119,6 @@ def test_cancel_a_running_job_from_the_ui(page: Page, cloud: Any, template_id: s
 
 # The preview route answers 502 for image bodies today: Powertools' response validation
 # (enable_validation=True with the ``Response[bytes]`` annotation) decodes the JPEG as UTF-8.
-# strict: once the route is fixed this xfail fails, and the marker must go.
-@pytest.mark.xfail(strict=True, reason="GET /api/templates/{id}/preview fails for binary bodies")
 def test_template_gallery_shows_previews(page: Page, cloud: Any, template_id: str) -> None:
     page.goto(f"{cloud.gateway.rest_url}/")
     page.click("button.tab[data-tab='templates']")

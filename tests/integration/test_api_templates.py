@@ -63,3 +63,16 @@ def test_seed_curl_without_json_content_type(cloud: Any) -> None:
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 201, body
     assert body["version"] == 1 and body["is_active"]
+
+
+def test_preview_renders_sample_values(cloud: Any) -> None:
+    import io
+
+    from PIL import Image
+
+    section = f"preview-{uuid.uuid4().hex[:6]}"
+    api(cloud, "POST", "/api/templates/upload",
+        {"section": section, "name": "P", "html_content": HTML, "width": 320, "height": 200})
+    status, body, headers = api(cloud, "GET", f"/api/templates/{section}_latest/preview?format=jpeg")
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(body)).size == (320, 200)

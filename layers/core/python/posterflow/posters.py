@@ -7,10 +7,7 @@ Both modes of ``fn render`` (SQS batches and the synchronous direct invoke behin
 
 from __future__ import annotations
 
-import asyncio
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,7 +19,6 @@ from posterflow.render import sizes
 from posterflow.render.netpolicy import NetPolicy
 from posterflow.resources import stack_spec
 
-MAX_OVERLAY_BYTES = 20 * 1024 * 1024
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "pdf": "pdf"}
 
 
@@ -83,40 +79,28 @@ def output_key(job_id: str, item_id: int, fmt: str) -> str:
     return f"{stack_spec().bucket.outputs_prefix}{job_id}/{item_id:06d}.{EXTENSIONS[fmt]}"
 
 
-def fetch_source(ref: str, what: str) -> bytes:
-    """Bytes of an overlay source: data: URI, S3 key/URL, or an allow-listed http(s) URL."""
-    if ref.startswith("data:"):
-        return overlay.decode_data_uri(ref)
+def _read_s3(ref: str, what: str) -> bytes:
     if ref.startswith("s3://"):
         parsed = urlparse(ref)
         bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    elif "://" not in ref:
-        bucket, key = config.bucket(), ref.lstrip("/")
     else:
-        policy = NetPolicy.from_env()
-        decision = asyncio.run(policy.check(ref))
-        if not decision.allowed:
-            raise PosterError("overlay_blocked", f"{what} URL {ref!r} is not allowed: {decision.reason}")
-        try:
-            with urllib.request.urlopen(ref, timeout=10) as resp:
-                data: bytes = resp.read(MAX_OVERLAY_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            raise PosterError("overlay_fetch_failed", f"{what} URL {ref!r} answered HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise PosterError("overlay_fetch_failed", f"{what} URL {ref!r} could not be fetched: {exc}") from None
-        if len(data) > MAX_OVERLAY_BYTES:
-            raise PosterError("overlay_too_large", f"{what} is larger than {MAX_OVERLAY_BYTES} bytes")
-        return data
-    s3 = aws.client("s3")
+        bucket, key = config.bucket(), ref.lstrip("/")
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        raise PosterError("overlay_not_found", f"{what} s3://{bucket}/{key} does not exist") from None
+        return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception as exc:
         if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
             raise PosterError("overlay_not_found", f"{what} s3://{bucket}/{key} does not exist") from None
         raise
-    return bytes(body)
+
+
+def fetch_source(ref: str, what: str) -> bytes:
+    """Bytes of an overlay source: data: URI, S3 key/URL, or an allow-listed http(s) URL (every
+    redirect hop re-checked by :func:`posterflow.overlay.fetch_source`)."""
+    try:
+        return overlay.fetch_source(ref, policy=NetPolicy.from_env(), what=what,
+                                    read_s3=lambda key: _read_s3(key, what))
+    except overlay.OverlayError as exc:
+        raise PosterError("overlay_failed", str(exc)) from None
 
 
 class _Prepared(BaseModel):

@@ -51,6 +51,8 @@ def job_json(job: jobs.Job) -> dict[str, Any]:
         "error": job.error,
         "metadata": job.metadata,
         "archive_url": presigned_get(job.archive_key) if job.archive_key else None,
+        # The API is key-protected and server-to-server: whoever may read the job may follow it.
+        **job_links(job),
     }
 
 
