@@ -53,8 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("event", type=Path, help="JSON event file (see events/)")
     _cloud_args(inv)
 
-    demo = sub.add_parser("demo", help="run the main job end to end on the local cloud")
+    demo = sub.add_parser("demo", help="run the main job end to end on the local cloud",
+                          description="Boot the local cloud, crop a ZIP of headshots dropped into S3, render the "
+                                      "200-speaker CSV as posters with those crops as profile photos, and write "
+                                      "posters, crops, mail and a summary under --out.")
     _cloud_args(demo)
+
+    watch = sub.add_parser("watch", help="follow a job's progress on a running local cloud or API",
+                           description="Draw a job's live progress (WebSocket, falling back to polling the API) "
+                                       "until it ends; print the final job as JSON.")
+    watch.add_argument("job_id")
+    watch.add_argument("--token", help="the job's token (default: read from the API)")
+    watch.add_argument("--api", default="http://127.0.0.1:8000", help="REST API base URL (default: %(default)s)")
+    watch.add_argument("--ws", default="ws://127.0.0.1:8001", help="WebSocket URL (default: %(default)s)")
     return parser
 
 
@@ -140,13 +151,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from posterflow_local.watch import fetch_job, watch
+
+    try:
+        token = args.token or fetch_job(args.api, args.job_id).get("token")
+    except urllib.error.HTTPError as exc:
+        raise CliError(f"job {args.job_id}: the API answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise CliError(f"cannot reach the API at {args.api}: {exc}") from None
+    if not token:
+        raise CliError(f"job {args.job_id} has no token; pass --token")
+    job = watch(args.api, args.ws, args.job_id, token)
+    print(json.dumps(job, indent=2))
+    return 0 if job.get("status") in {"completed", "completed_with_errors"} else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from posterflow_local.embedded_aws import PortInUseError
 
-    commands = {"up": cmd_up, "invoke": cmd_invoke, "demo": cmd_demo}
+    commands = {"up": cmd_up, "invoke": cmd_invoke, "demo": cmd_demo, "watch": cmd_watch}
     try:
         return commands[args.command](args)
     except (CliError, PortInUseError) as exc:

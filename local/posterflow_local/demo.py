@@ -21,8 +21,6 @@ from posterflow import resources as r
 EVENTS = r.REPO_ROOT / "events"
 TEMPLATE = EVENTS / "templates" / "speaker.html"
 SPEAKERS = EVENTS / "inputs" / "speakers.csv"
-FINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
-
 
 def _call(base: str, method: str, path: str, body: Any = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
@@ -32,97 +30,125 @@ def _call(base: str, method: str, path: str, body: Any = None) -> Any:
         return json.loads(resp.read())
 
 
-def progress_bar(done: int, total: int, started: float, width: int = 32, label: str = "posters") -> str:
-    frac = done / total if total else 1.0
-    elapsed = max(time.perf_counter() - started, 1e-6)
-    rate = done / elapsed
-    eta = (total - done) / rate if rate > 0 else float("inf")
-    bar = "█" * int(frac * width) + "░" * (width - int(frac * width))
-    eta_txt = f"{eta:4.0f}s" if eta != float("inf") else "   ?s"
-    return f"\r{label:8} {bar} {done:>5}/{total:<5} {frac * 100:5.1f}%  {rate:6.1f}/s  ETA {eta_txt}"
-
-
-def follow(base: str, job_id: str, total: int, label: str, started: float) -> dict[str, Any]:
-    """Poll the job until every item has landed and the job reached a final status."""
-    interactive = sys.stderr.isatty()
-    last_line = ""
-    landed_at: float | None = None
-    while True:
-        job = _call(base, "GET", f"/api/jobs/{job_id}?limit=1")
-        line = progress_bar(job["processed_items"], total, started, label=label)
-        if interactive:
-            print(line, end="", file=sys.stderr, flush=True)
-        elif line.split("%")[0] != last_line.split("%")[0]:
-            last_line = line
-        if job["processed_items"] >= total and landed_at is None:
-            landed_at = time.perf_counter()
-        # Every item landed; the finalize workflow then sets the final status. Do not wait
-        # forever on it: a demo that hangs tells nobody anything.
-        finalize_stuck = landed_at is not None and time.perf_counter() - landed_at > 60
-        if finalize_stuck:
-            print(f"\nwarning: job still {job['status']!r} 60 s after its last item", file=sys.stderr)
-        if job["processed_items"] >= total and (job["status"] in FINAL or finalize_stuck):
-            if interactive:
-                print(file=sys.stderr)
-            else:
-                print(line.strip(), file=sys.stderr)
-            return dict(job)
-        time.sleep(0.3)
-
-
 def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8-sig") as f:
         return [{k.strip().lower(): v for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def headshots_zip() -> bytes:
+    """A ZIP of headshots built from the face photos that ship with scikit-image (no download):
+    a few crops and mirror images of each, plus the junk a real camera-roll ZIP carries."""
+    import io
+    import zipfile
+
+    from PIL import Image, ImageOps
+    from skimage import data
+
+    faces = [Image.fromarray(data.astronaut()), Image.fromarray(data.camera()).convert("RGB")]
+    shots: list[Image.Image] = []
+    for face in faces:
+        w, h = face.size
+        shots += [face, ImageOps.mirror(face), face.crop((0, 0, int(w * 0.8), int(h * 0.8))),
+                  face.resize((w * 2, h * 2))]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i, shot in enumerate(shots):
+            out = io.BytesIO()
+            shot.save(out, "JPEG", quality=90)
+            zf.writestr(f"headshots/speaker-{i + 1:02d}.jpg", out.getvalue())
+        zf.writestr("__MACOSX/headshots/._speaker-01.jpg", b"\0\5\26\7")
+        zf.writestr("headshots/README.txt", "not a photo")
+    return buf.getvalue()
+
+
+def _wait_for_upload_job(upload_key: str, timeout: float = 120) -> Any:
+    from posterflow import jobs
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found, _ = jobs.list_jobs(limit=50)
+        job = next((j for j in found if j.metadata.get("upload") == upload_key), None)
+        if job is not None:
+            return job
+        time.sleep(0.2)
+    raise RuntimeError(f"no job appeared for {upload_key} within {timeout:.0f} s")
+
+
+def _download(base: str, job_id: str, folder: Path, name_of: Any) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    written, cursor = 0, None
+    while True:
+        query = "?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        page = _call(base, "GET", f"/api/jobs/{job_id}{query}")
+        for result in page["results"]:
+            if result["url"]:
+                suffix = Path(result["url"].split("?")[0]).suffix
+                (folder / f"{name_of(result)}{suffix}").write_bytes(
+                    urllib.request.urlopen(result["url"], timeout=30).read())
+                written += 1
+        cursor = page.get("next")
+        if not cursor:
+            return written
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    from posterflow import aws
     from posterflow_local.cloud import CloudOptions, LocalCloud
+    from posterflow_local.watch import watch
 
     out: Path = args.out
-    (out / "posters").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     print("posterflow demo: starting the local cloud …", file=sys.stderr)
     t_boot = time.perf_counter()
     with LocalCloud(CloudOptions(host=args.host, aws_port=args.aws_port, api_port=args.port,
                                  ws_port=args.ws_port, out_dir=out)) as cloud:
-        base = cloud.gateway.rest_url
+        base, ws = cloud.gateway.rest_url, cloud.gateway.ws_url
         print(f"  up in {time.perf_counter() - t_boot:.1f}s — API {base}, dashboard {base}/", file=sys.stderr)
+
+        # 1. Photos: a ZIP of headshots dropped into S3 → one crop job, one item per photo.
+        print("1/2 face crops: dropping headshots.zip into uploads/", file=sys.stderr)
+        upload_key = "uploads/headshots.zip"
+        started = time.perf_counter()
+        aws.client("s3").put_object(Bucket=cloud.refs.bucket if cloud.refs else "", Key=upload_key,
+                                    Body=headshots_zip(), Metadata={"notify-email": "organiser@example.com"})
+        crop_job = _wait_for_upload_job(upload_key)
+        crops = watch(base, ws, crop_job.job_id, crop_job.token)
+        crop_s = time.perf_counter() - started
+        faces = {r["entity_id"]: r for r in _call(base, "GET", f"/api/jobs/{crop_job.job_id}")["results"]}
+        photo_keys = [r["key"] for _, r in sorted(faces.items()) if r["status"] == "completed" and r["key"]]
+        n_crops = _download(base, crop_job.job_id, out / "crops", lambda r: Path(r["entity_id"]).stem)
+
+        # 2. Posters: the speakers CSV as one batch through the REST API, as Django would post it;
+        #    each speaker's profile photo is one of the face crops.
         tpl = _call(base, "POST", "/api/templates/upload", {
             "section": "speaker", "name": "Conference speaker card", "html_content": TEMPLATE.read_text(),
             "set_as_active": True, "size": "instagram-square", "format": "jpeg"})
-        print(f"  template {tpl['template_id']} with placeholders "
-              f"{', '.join(p['name'] for p in tpl['placeholders'])}", file=sys.stderr)
+        print(f"2/2 posters: template {tpl['template_id']} "
+              f"({', '.join(p['name'] for p in tpl['placeholders'])})", file=sys.stderr)
         rows = read_rows(SPEAKERS)
+        items = [{**row, "profile_image": photo_keys[i % len(photo_keys)]} if photo_keys else row
+                 for i, row in enumerate(rows)]
         started = time.perf_counter()
         batch = _call(base, "POST", "/api/generate-batch", {
-            "template_id": "speaker_latest", "items": rows, "name": "ServerlessConf speaker cards",
+            "template_id": "speaker_latest", "items": items, "name": "ServerlessConf speaker cards",
             "notify_email": "organiser@example.com"})
-        job = follow(base, batch["job_id"], len(rows), "posters", started)
-        elapsed = time.perf_counter() - started
-        written = 0
-        cursor: str | None = None
-        while True:
-            query = "?limit=1000" + (f"&cursor={cursor}" if cursor else "")
-            page = _call(base, "GET", f"/api/jobs/{batch['job_id']}{query}")
-            for result in page["results"]:
-                if result["url"]:
-                    suffix = Path(result["url"].split("?")[0]).suffix
-                    (out / "posters" / f"{result['entity_id']}{suffix}").write_bytes(
-                        urllib.request.urlopen(result["url"], timeout=30).read())
-                    written += 1
-            cursor = page.get("next")
-            if not cursor:
-                break
+        job = watch(base, ws, batch["job_id"], batch["token"])
+        poster_s = time.perf_counter() - started
+        n_posters = _download(base, batch["job_id"], out / "posters", lambda r: r["entity_id"])
         mail = sorted((out / "mail").glob("*.eml")) if (out / "mail").exists() else []
         summary = {
-            "job_id": batch["job_id"],
-            "status": job["status"],
-            "posters": {"total": job["total_items"], "succeeded": job["success_count"],
-                        "failed": job["failure_count"], "seconds": round(elapsed, 2),
-                        "per_s": round(job["total_items"] / elapsed, 1)},
-            "files": {"posters": str((out / "posters").resolve()), "written": written,
-                      "mail": [str(m.resolve()) for m in mail]},
+            "crops": {"job_id": crop_job.job_id, "status": crops["status"], "photos": crops["total_items"],
+                      "cropped": crops["success_count"], "skipped": crops.get("skipped_count"),
+                      "failed": crops["failure_count"], "seconds": round(crop_s, 2),
+                      "per_s": round((crops["total_items"] or 0) / crop_s, 1)},
+            "posters": {"job_id": batch["job_id"], "status": job["status"], "total": job["total_items"],
+                        "succeeded": job["success_count"], "failed": job["failure_count"],
+                        "seconds": round(poster_s, 2), "per_s": round(job["total_items"] / poster_s, 1)},
+            "files": {"posters": str((out / "posters").resolve()), "crops": str((out / "crops").resolve()),
+                      "written": n_posters + n_crops, "mail": [str(m.resolve()) for m in mail]},
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
-    ok = job["status"] in {"completed", "completed_with_errors"} and written == job["success_count"]
+    ok = (job["status"] in {"completed", "completed_with_errors"} and n_posters == job["success_count"]
+          and crops["status"] in {"completed", "completed_with_errors"})
     return 0 if ok else 1

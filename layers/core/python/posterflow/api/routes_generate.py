@@ -55,9 +55,18 @@ def entity_id_of(data: dict[str, Any], index: int) -> str:
     return str(index)
 
 
+# Per-item overlay sources in a batch row override the batch's own (seed 000: a profile photo
+# per user); they are not template data.
+PER_ITEM_OVERLAYS = ("profile_image", "logo")
+
+
 def _spec(opts: OutputOptions, template_id: str, data: dict[str, Any], entity_id: str) -> dict[str, Any]:
     spec = opts.model_dump(exclude_none=True, exclude={"template_id", "custom_data", "items", "metadata", "name",
                                                        "notify_email", "webhook_url", "entity_id"})
+    data = dict(data)
+    for key in PER_ITEM_OVERLAYS:
+        if isinstance(data.get(key), str) and data[key]:
+            spec[key] = data.pop(key)
     spec.update(template_id=template_id, custom_data=data, entity_id=entity_id)
     return spec
 

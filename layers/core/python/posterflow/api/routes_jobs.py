@@ -22,6 +22,7 @@ def result_json(item: jobs.Item) -> dict[str, Any]:
         "item_id": item.item_id,
         "entity_id": item.entity_id,
         "url": presigned_get(item.output_key) if item.output_key else None,
+        "key": item.output_key,
         "status": SEED_ITEM_STATUS.get(str(item.status), str(item.status)),
         "generation_time_ms": item.generation_time_ms,
         "error": item.error,
