@@ -266,6 +266,18 @@ def test_s3_reader_notices_a_replaced_object(s3_bucket: str, photo: bytes) -> No
     assert caught.value.reason == "object_changed"
 
 
+def test_worker_read_of_a_replaced_object_fails_the_entry(s3_bucket: str, photo: bytes) -> None:
+    s3 = aws.client("s3")
+    s3.put_object(Bucket=s3_bucket, Key="u.zip", Body=photos.zip_of([("a.jpg", photo)]))
+    splitter = z.S3RangeReader(s3_bucket, "u.zip")
+    entry = next(iter(z.iter_entries(splitter, z.open_zip(splitter))))
+    s3.put_object(Bucket=s3_bucket, Key="u.zip", Body=photos.zip_of([("b.jpg", photo)]))
+    worker = z.S3RangeReader(s3_bucket, "u.zip", etag=splitter.etag)
+    with pytest.raises(z.BadEntry) as caught:
+        z.read_entry(worker, entry)
+    assert caught.value.reason == "object_changed"
+
+
 def test_s3_reader_past_the_end_is_empty(s3_bucket: str) -> None:
     aws.client("s3").put_object(Bucket=s3_bucket, Key="small", Body=b"0123456789")
     reader = z.S3RangeReader(s3_bucket, "small")

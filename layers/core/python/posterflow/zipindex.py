@@ -668,6 +668,13 @@ def read_entry(
     if entry.uncompressed_size > cap:
         raise BadEntry("entry_too_large", f"{entry.uncompressed_size} bytes uncompressed exceeds the cap of {cap}")
 
+    try:
+        return _read_and_inflate(reader, entry, cap)
+    except BadZip as exc:  # e.g. the object changed since the split: this item fails, no retry helps
+        raise BadEntry(exc.reason, exc.message) from exc
+
+
+def _read_and_inflate(reader: RangeReader, entry: ZipEntry, cap: int) -> bytes:
     guess = _LOCAL.size + len(entry.name.encode("utf-8")) + _LOCAL_EXTRA_GUESS
     buf = reader.read(entry.local_header_offset, guess + entry.compressed_size)
     if len(buf) < _LOCAL.size or buf[:4] != _LOCAL_SIG:
