@@ -1,0 +1,29 @@
+"""The README's first command: `posterflow demo` runs the main job end to end and exits 0."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+
+def test_demo_runs_the_main_job(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "posterflow_local.cli", "demo", "--out", str(out),
+         "--aws-port", "0", "--port", "0", "--ws-port", "0"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["crops"]["status"] == "completed" and summary["crops"]["cropped"] == 8
+    assert summary["crops"]["skipped"] == 2  # __MACOSX entry and a README are counted, not lost
+    assert summary["posters"]["status"] == "completed" and summary["posters"]["succeeded"] == 200
+    posters = sorted((out / "posters").glob("*.jpg"))
+    assert len(posters) == 200 and Image.open(posters[0]).size == (1080, 1080)
+    assert len(list((out / "crops").glob("*.jpg"))) == 8
+    mails = list((out / "mail").glob("*.eml"))
+    assert len(mails) == 2 and any("/download?token=" in m.read_text(errors="replace") for m in mails)
