@@ -311,10 +311,17 @@ def list_jobs(
             values = d.from_item(raw)
             found.append((values[t.gsi_sort_key], values["job_id"]))
     found.sort(reverse=True)
+    # A job that changes status between two partition queries shows up in both: keep one.
+    newest: dict[str, str] = {}
+    for sort_key, job_id in found:
+        newest.setdefault(job_id, sort_key)
+    found = [(sort_key, job_id) for job_id, sort_key in newest.items()]
     more = more or len(found) > limit
     page = found[:limit]
     jobs_by_id = {job.job_id: job for job in _batch_get_jobs([job_id for _, job_id in page])}
-    jobs = [jobs_by_id[job_id] for _, job_id in page if job_id in jobs_by_id]
+    # The index lags a status change by a moment; the job record itself is the truth.
+    jobs = [jobs_by_id[job_id] for _, job_id in page
+            if job_id in jobs_by_id and jobs_by_id[job_id].status in wanted]
     next_cursor = d.encode_cursor(scope, page[-1][0]) if more and page else None
     return jobs, next_cursor
 
