@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -110,6 +112,11 @@ class PosterflowStack(Stack):
             retry_attempts=STREAM_RETRY_ATTEMPTS,
             max_record_age=STREAM_MAX_RECORD_AGE,
         ))
+        # Server-pushed heartbeats to every connection following an active job.
+        events.Rule(self, "ProgressHeartbeat",
+                    schedule=events.Schedule.rate(Duration.seconds(spec.heartbeat_interval_s)),
+                    targets=[targets.LambdaFunction(fns[spec.table.stream_consumer],
+                                                    event=events.RuleTargetInput.from_object({"action": "heartbeat"}))])
 
     def _grants(self, fns: dict[str, lambda_.Function]) -> None:
         for key, access in ACCESS.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class LocalCloud:
         self.sqs_pollers: list[SqsPoller] = []
         self.stream_poller: DynamoStreamPoller | None = None
         self.refs: r.ResourceRefs | None = None
+        self._stopping = threading.Event()
         self.environment: dict[str, str] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -82,6 +84,7 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         for p in self.sqs_pollers:
             p._stop.set()
         if self.stream_poller:
@@ -144,6 +147,15 @@ class LocalCloud:
         self.stream_poller = DynamoStreamPoller(t.name, self.runtime.get(self.spec.function(t.stream_consumer).name),
                                                 batch_size=t.stream_batch_size)
         self.stream_poller.start()
+        threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
+
+    def _heartbeats(self) -> None:
+        """The scheduled rule of the stack: heartbeats to every connection of an active job."""
+        name = self.spec.function(self.spec.table.stream_consumer).name
+        while not self._stopping.wait(self.spec.heartbeat_interval_s):
+            result = self.runtime.invoke(name, {"action": "heartbeat"})
+            if result.failed:
+                log.warning("heartbeat failed: %s: %s", result.error_type, result.error_message)
 
     # ---- handy facts -----------------------------------------------------------------------
     def endpoints(self) -> dict[str, Any]:

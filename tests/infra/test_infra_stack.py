@@ -188,7 +188,7 @@ def test_least_privilege(synth: Synth) -> None:
     assert {k for k, a in acts.items() if "ses:SendEmail" in a} == {"finalize"}
     assert {k for k, a in acts.items() if "execute-api:ManageConnections" in a} == {"progress"}
     assert {k for k, a in acts.items() if any(x.startswith("s3:") for x in a)} == {
-        "api", "splitter", "render", "crop", "finalize"}
+        "api", "splitter", "render", "crop", "progress", "finalize"}
     assert not any(x.startswith("s3:Delete") for a in acts.values() for x in a)
     # Only the api invokes another function (render, for synchronous posters).
     render_lid = logical_id_by_prop(t, "AWS::Lambda::Function", "FunctionName", SPEC.function("render").name)
@@ -200,3 +200,11 @@ def test_least_privilege(synth: Synth) -> None:
     for fn in SPEC.functions:
         log_statements = [s for s in role_statements(t, fn.name) if "logs:PutLogEvents" in actions_of([s])]
         assert len(log_statements) == 1 and "*" not in json.dumps(log_statements[0]["Resource"]).replace(":*", "")
+
+
+def test_progress_heartbeat_is_scheduled(synth: Synth) -> None:
+    synth.template.has_resource_properties("AWS::Events::Rule", {
+        "ScheduleExpression": f"rate({SPEC.heartbeat_interval_s // 60} minute"
+                              f"{'s' if SPEC.heartbeat_interval_s // 60 > 1 else ''})",
+        "Targets": Match.array_with([Match.object_like({"Input": '{"action":"heartbeat"}'})]),
+    })

@@ -117,6 +117,7 @@ class StackSpec(_Spec):
 
     # The DLQs are drained by one function; Lambda refuses an SQS event source whose visibility
     # timeout is below the function's timeout, and AWS recommends six times it.
+    heartbeat_interval_s: int = 60  # EventBridge's finest rate is one minute
     dlq_batch_size: int = 10
     dlq_max_concurrency: int = 2
 
