@@ -1,31 +1,78 @@
-"""The crop worker: one ZIP entry per message → range-read, face-detect, crop, store, record.
+"""The crop worker: one photo per message → read, face-detect, crop, store, record.
 
-A photo that cannot be used fails its item with the reason; AWS errors are left for SQS to
-redeliver (batch item failures).
+A message names its photo in one of three ways: an entry of a ZIP in S3 (the splitter's
+messages; range-read and inflated alone), an S3 key of the project bucket, or an allow-listed
+URL (both from ``POST /api/batch/add-images``). A photo that cannot be read or used fails its
+item with the reason; AWS errors are left for SQS to redeliver (batch item failures).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ValidationError
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ValidationError, model_validator
 
-from posterflow import aws, config, jobs, zipindex
+from posterflow import aws, config, jobs, overlay, zipindex
 from posterflow.crop import CropOptions, PhotoError, crop_photo
 from posterflow.resources import stack_spec
 
+if TYPE_CHECKING:
+    from posterflow.render.netpolicy import NetPolicy
+
 logger = Logger(child=True)
+
+ENV_PRIVATE_ALLOWLIST = "POSTERFLOW_PRIVATE_URL_ALLOWLIST"
+"""Comma-separated URL prefixes that may be fetched even though they resolve to loopback or
+private addresses (the local cloud, tests). Never set in AWS: photo URLs otherwise obey the
+render allow-list, which refuses every non-public address. Metadata addresses stay refused."""
+_MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class SourceError(Exception):
+    """The photo could not be read (missing key, blocked or failing URL); fails the item.
+    Same shape as :class:`PhotoError` so both record ``reason: message``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
 
 
 class CropMessage(BaseModel):
     job_id: str
     item_id: int
-    bucket: str
-    key: str
+    bucket: str | None = None
+    key: str | None = None
     etag: str | None = None
-    entry: zipindex.ZipEntry
+    entry: zipindex.ZipEntry | None = None
+    """Set: ``key`` is a ZIP and the photo is this entry. Unset: ``key`` is the photo itself."""
+    url: str | None = None
     options: CropOptions = CropOptions()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CropMessage:
+        if (self.key is None) == (self.url is None):
+            raise ValueError("a crop message names exactly one of key and url")
+        if self.entry is not None and (self.key is None or self.bucket is None):
+            raise ValueError("a ZIP entry needs the bucket and key of its archive")
+        return self
+
+    @property
+    def source_name(self) -> str:
+        """The name output keys are made from (its last path part, made safe)."""
+        if self.entry is not None:
+            return self.entry.name
+        if self.key is not None:
+            return self.key
+        return unquote(urlsplit(self.url or "").path) or "photo"
 
 
 def output_key(job_id: str, item_id: int, entry_name: str, extension: str, rank: int = 0) -> str:
@@ -34,15 +81,78 @@ def output_key(job_id: str, item_id: int, entry_name: str, extension: str, rank:
     return f"{stack_spec().bucket.outputs_prefix}{job_id}/{stem}{suffix}.{extension.lstrip('.')}"
 
 
+def _netpolicy() -> ModuleType:
+    """``posterflow.render.netpolicy``. The crop image leaves Playwright out and the
+    ``posterflow.render`` package imports it on import; the policy module itself needs only the
+    standard library, so there it is loaded from its file."""
+    try:
+        from posterflow.render import netpolicy
+
+        return netpolicy
+    except ImportError:
+        name = "posterflow_crop_netpolicy"
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "render" / "netpolicy.py")
+            if spec is None or spec.loader is None:
+                raise
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses look their module up while the class is built
+            spec.loader.exec_module(module)
+        return sys.modules[name]
+
+
+def url_policy() -> NetPolicy:
+    """The render allow-list plus :data:`ENV_PRIVATE_ALLOWLIST`; read per call, because the
+    local cloud runs every function in one process and tests set it."""
+    netpolicy = _netpolicy()
+    private = [netpolicy.AllowRule.parse(p, allow_private=True)
+               for p in os.environ.get(ENV_PRIVATE_ALLOWLIST, "").split(",") if p.strip()]
+    policy: NetPolicy = netpolicy.NetPolicy.from_env(extra=private)
+    return policy
+
+
+def _read_object(bucket: str, key: str, etag: str | None, max_bytes: int) -> bytes:
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if etag:
+        params["IfMatch"] = etag
+    try:
+        response = aws.client("s3").get_object(**params)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _MISSING_KEY_CODES:
+            raise SourceError("not_found", f"s3 key {key!r} does not exist") from None
+        if code in ("PreconditionFailed", "412"):
+            raise SourceError("object_changed", f"s3 key {key!r} was replaced after it was queued") from None
+        raise
+    body = response["Body"]
+    # Refuse by the declared length, so a huge object is never pulled into memory.
+    if int(response.get("ContentLength", 0)) > max_bytes:
+        body.close()
+        raise PhotoError("too_large", f"s3 key {key!r} is {response['ContentLength']} bytes; the limit is {max_bytes}")
+    return bytes(body.read())
+
+
+def read_photo(msg: CropMessage) -> bytes:
+    """The photo's bytes. Raises SourceError / PhotoError / zipindex.BadEntry for the item."""
+    if msg.key is not None and msg.entry is not None:
+        reader = zipindex.S3RangeReader(msg.bucket or config.bucket(), msg.key, etag=msg.etag)
+        return zipindex.read_entry(reader, msg.entry)
+    if msg.key is not None:
+        return _read_object(msg.bucket or config.bucket(), msg.key, msg.etag, msg.options.max_bytes)
+    try:
+        return overlay.fetch_url(msg.url or "", url_policy(), what="photo")
+    except overlay.OverlayError as exc:
+        reason = "url_blocked" if "is not allowed" in exc.reason else "url_failed"
+        raise SourceError(reason, exc.reason) from None
+
+
 def crop_one(msg: CropMessage) -> dict[str, Any]:
-    """Crop one entry and store it; returns the item fields. Raises PhotoError/BadEntry."""
-    reader = zipindex.S3RangeReader(msg.bucket, msg.key, etag=msg.etag)
-    data = zipindex.read_entry(reader, msg.entry)
-    results = crop_photo(data, msg.options)
+    """Crop one photo and store it; returns the item fields. Raises PhotoError/BadEntry/SourceError."""
+    results = crop_photo(read_photo(msg), msg.options)
     s3 = aws.client("s3")
     keys = []
     for rank, result in enumerate(results):
-        key = output_key(msg.job_id, msg.item_id, msg.entry.name, result.extension, rank)
+        key = output_key(msg.job_id, msg.item_id, msg.source_name, result.extension, rank)
         s3.put_object(Bucket=config.bucket(), Key=key, Body=result.output, ContentType=result.content_type)
         keys.append(key)
     best = results[0]
@@ -70,7 +180,7 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
                 continue
             try:
                 fields = crop_one(msg)
-            except (PhotoError, zipindex.BadEntry) as exc:
+            except (PhotoError, zipindex.BadEntry, SourceError) as exc:
                 jobs.finish_item(msg.job_id, msg.item_id, status="failed", error=f"{exc.reason}: {exc.message}")
                 continue
             jobs.finish_item(msg.job_id, msg.item_id, status="succeeded", **fields)
