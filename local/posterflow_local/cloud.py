@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from posterflow import resources as r
-from posterflow_local import fast_dynamodb, fast_sqs, mailbox
+from posterflow_local import fast_dispatch, fast_dynamodb, fast_sqs, mailbox
 from posterflow_local.apigw import ApiGateway
 from posterflow_local.embedded_aws import EmbeddedAWS, ensure_port_free
 from posterflow_local.event_sources import DynamoStreamPoller, SqsPoller
+from posterflow_local.faults import FaultConfig, Faults
 from posterflow_local.lambda_api import lambda_invoke_middleware
 from posterflow_local.lambda_runtime import Handler, LambdaRuntime, LocalFunction, module_loader
 from posterflow_local.provision import provision
@@ -36,6 +37,8 @@ class CloudOptions:
     # Start the event-source pollers (off only for tests that drive functions by hand).
     event_sources: bool = True
     concurrency: dict[str, int] = field(default_factory=dict)
+    # Fault injection at start (None: off); tests switch it later through ``LocalCloud.faults``.
+    faults: FaultConfig | None = None
 
 
 class LocalCloud:
@@ -43,8 +46,10 @@ class LocalCloud:
         self.options = options or CloudOptions()
         self.spec = r.stack_spec(self.options.prefix)
         self.runtime = LambdaRuntime()
+        self.faults = Faults(self.runtime, self.options.faults)
+        # Lambda Invoke is outermost, so invocations never meet an injected fault.
         self.aws = EmbeddedAWS(self.options.host, self.options.aws_port,
-                               middleware=(lambda_invoke_middleware(self.runtime),))
+                               middleware=(self.faults.middleware(), lambda_invoke_middleware(self.runtime)))
         self.gateway = ApiGateway(
             self.runtime, self.spec.function("api").name, self.spec.function("progress").name,
             host=self.options.host, rest_port=self.options.api_port, ws_port=self.options.ws_port,
@@ -63,6 +68,7 @@ class LocalCloud:
         ensure_port_free(o.host, o.ws_port, "WS")
         fast_sqs.install()
         fast_dynamodb.install()
+        fast_dispatch.install()
         mailbox.install(o.out_dir / "mail")
         self.aws.start()
         self.gateway.start()
@@ -129,7 +135,8 @@ class LocalCloud:
                        concurrency: int | None = None, wait_time_s: int = 1) -> SqsPoller:
         fn = self.runtime.get(function_name)
         poller = SqsPoller(queue_url=queue_url, function=fn, batch_size=batch_size,
-                           concurrency=concurrency or fn.concurrency, wait_time_s=wait_time_s)
+                           concurrency=concurrency or fn.concurrency, wait_time_s=wait_time_s,
+                           hook=self.faults.sqs_hook)
         poller.start()
         self.sqs_pollers.append(poller)
         return poller

@@ -83,6 +83,9 @@ class SqsPoller:
     _threads: list[threading.Thread] = field(default_factory=list)
     _stats_lock: threading.Lock = field(default_factory=threading.Lock)
     _idle_workers: int = 0
+    # Fault injection (posterflow_local.faults): sees the ids about to be left on the queue
+    # and answers the ids to leave.
+    hook: Callable[[str, Any, str, list[dict[str, Any]], set[str]], set[str]] | None = None
 
     def start(self) -> None:
         sqs = aws.client("sqs")
@@ -126,6 +129,8 @@ class SqsPoller:
         result = self.function.invoke({"Records": records})
         ids = [r["messageId"] for r in records]
         failed = failed_message_ids(result, ids)
+        if self.hook is not None:
+            failed = self.hook(self.function.name, sqs, self.queue_url, records, failed)
         if result.failed:
             log.warning("%s failed a batch of %d: %s: %s", self.function.name, len(ids), result.error_type,
                         result.error_message)

@@ -35,6 +35,12 @@ class UnknownFunctionError(LookupError):
     pass
 
 
+class InstanceKilled(Exception):
+    """The execution environment died mid-invocation (fault injection): the instance is
+    retired, as Lambda replaces a crashed environment, and the invocation fails."""
+
+
+
 class LambdaContext:
     """The context object Lambda passes to handlers (the attributes handlers use)."""
 
@@ -82,6 +88,8 @@ class LocalFunction:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     invocations: int = 0
     errors: int = 0
+    # Fault injection (posterflow_local.faults) runs the handler through this when set.
+    interceptor: Callable[[str, Handler, Any, Any], Any] | None = None
 
     def _acquire(self) -> Handler:
         try:
@@ -109,14 +117,21 @@ class LocalFunction:
             handler = self._acquire()
         except Exception as exc:  # an init error, as Lambda reports it
             return _error_result(exc, started)
+        retire = False
         try:
             ctx = LambdaContext(self.name, self.memory_mb, self.timeout_s)
-            payload = handler(event, ctx)
+            intercept = self.interceptor
+            payload = intercept(self.name, handler, event, ctx) if intercept else handler(event, ctx)
             result = InvokeResult(payload=payload, duration_ms=(time.perf_counter() - started) * 1000)
         except Exception as exc:
+            retire = isinstance(exc, InstanceKilled)
             result = _error_result(exc, started)
         finally:
-            self._idle.put(handler)
+            if retire:
+                with self._lock:
+                    self._created -= 1
+            else:
+                self._idle.put(handler)
         with self._lock:
             self.invocations += 1
             if result.failed:
