@@ -10,7 +10,15 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from posterflow import jobs, template_store
-from posterflow.api import routes_download, routes_generate, routes_jobs, routes_templates
+from posterflow.api import (
+    routes_batch,
+    routes_bulk,
+    routes_download,
+    routes_generate,
+    routes_jobs,
+    routes_templates,
+    routes_uploads,
+)
 from posterflow.api.errors import ApiError, error_response
 
 logger = Logger(child=True)
@@ -34,6 +42,9 @@ def build() -> APIGatewayRestResolver:
     routes_generate.register(app)
     routes_jobs.register(app)
     routes_download.register(app)
+    routes_bulk.register(app)
+    routes_uploads.register(app)
+    routes_batch.register(app)
 
     @app.exception_handler(RequestValidationError)
     def validation(exc: RequestValidationError) -> Response[str]:
