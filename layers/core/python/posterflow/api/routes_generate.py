@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from posterflow import config, enqueue, jobs, template_store
+from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
 from posterflow.api.render_client import invoke_render, presigned_get
 
@@ -119,14 +120,17 @@ def register(app: APIGatewayRestResolver) -> None:
 
     @app.post("/api/generate-async")
     def generate_async_route(body: Annotated[GenerateRequest, Body()]) -> tuple[dict[str, Any], int]:
-        return generate_async(body)
+        return idempotency.once(app, "generate-async", body, lambda: generate_async(body))
 
     @app.post("/api/templates/generate")
     def templates_generate(body: Annotated[GenerateRequest, Body()]) -> tuple[dict[str, Any], int]:
-        return generate_async(body)
+        return idempotency.once(app, "templates/generate", body, lambda: generate_async(body))
 
     @app.post("/api/generate-batch")
     def generate_batch(body: Annotated[BatchRequest, Body()]) -> tuple[dict[str, Any], int]:
+        return idempotency.once(app, "generate-batch", body, lambda: batch(body))
+
+    def batch(body: BatchRequest) -> tuple[dict[str, Any], int]:
         if len(body.items) > MAX_INLINE_ITEMS:
             raise ApiError(413, "too_many_items",
                            f"{len(body.items)} items is over the inline limit of {MAX_INLINE_ITEMS}; "
