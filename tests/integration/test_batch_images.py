@@ -159,6 +159,16 @@ def test_a_repeated_batch_id_is_the_same_batch(cloud: Any) -> None:
     assert status == 409 and other["error"]["code"] == "batch_conflict"
 
 
+def test_an_idempotency_key_makes_a_retry_the_same_batch(cloud: Any) -> None:
+    key = _put(cloud, "astronaut.jpg", photos.jpeg(photos.astronaut()))
+    headers = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    status, first, _ = api(cloud, "POST", "/api/batch/add-images", {"images": [key]}, headers=headers)
+    assert status == 202
+    status, again, _ = api(cloud, "POST", "/api/batch/add-images", {"images": [key]}, headers=headers)
+    assert status == 202 and again["batchId"] == first["batchId"]
+    assert _finished(cloud, first["batchId"])["progress"]["total"] == 1
+
+
 @pytest.mark.parametrize(("body", "status", "code"), [
     ({}, 422, "validation_error"),
     ({"images": []}, 422, "validation_error"),

@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from posterflow import config, enqueue, jobs
+from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
 from posterflow.api.render_client import presigned_get
 from posterflow.api.routes_generate import job_links
@@ -183,8 +184,7 @@ def batch_json(job: jobs.Job) -> dict[str, Any]:
 
 
 def register(app: APIGatewayRestResolver) -> None:
-    @app.post("/api/batch/add-images")
-    def add_images(body: Annotated[AddImagesRequest, Body()]) -> tuple[dict[str, Any], int]:
+    def add_images(body: AddImagesRequest) -> tuple[dict[str, Any], int]:
         if len(body.images) > MAX_IMAGES:
             raise ApiError(413, "too_many_images", f"{len(body.images)} images is over the limit of {MAX_IMAGES}; "
                            "drop a ZIP of the photos under uploads/ instead")
@@ -203,6 +203,11 @@ def register(app: APIGatewayRestResolver) -> None:
             job, queued, status = existing, _replay(existing, fingerprint, sources, bucket, options), 200
         return {"success": True, "batchId": job.job_id, "job_id": job.job_id, "imageCount": len(sources),
                 "queued": queued, **job_links(job)}, status
+
+    @app.post("/api/batch/add-images")
+    def add_images_route(body: Annotated[AddImagesRequest, Body()]) -> tuple[dict[str, Any], int]:
+        # Idempotency-Key as on every job-creating route; batchId is the seed-style alternative.
+        return idempotency.once(app, "batch/add-images", body, lambda: add_images(body))
 
     @app.get("/api/batch/status/<batch_id>")
     def batch_status(batch_id: str) -> dict[str, Any]:
