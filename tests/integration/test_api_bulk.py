@@ -186,3 +186,9 @@ def test_html_without_a_profile_source_is_a_clear_503(cloud: Any, template_id: s
     status, body, _ = api(cloud, "POST", "/api/generate-bulk", {
         "bulkMethod": "html", "template_id": template_id, "userIdentifiers": ",".join(["u"] * 201)})
     assert status == 413 and "POST /api/uploads" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/generate-bulk", "/api/uploads"])
+def test_malformed_json_is_400(cloud: Any, path: str) -> None:
+    status, body, _ = api(cloud, "POST", path, raw=b'{"bulkMethod": "csv", "csvData": ')
+    assert status == 400 and body["error"]["code"] == "malformed_json"
