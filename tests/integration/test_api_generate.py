@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from typing import Any
 
@@ -93,3 +94,13 @@ def test_batch_bad_requests(cloud: Any, section: str) -> None:
     assert status == 413 and "POST /api/uploads" in body["error"]["message"]
     status, body, _ = api(cloud, "GET", "/api/jobs/doesnotexist")
     assert status == 404
+
+
+def test_empty_keys_are_refused(cloud: Any, section: str) -> None:
+    # DynamoDB map keys must be non-empty: such input is a 422, not a stored job that cannot be read.
+    status, body, _ = api(cloud, "POST", "/api/generate-batch",
+                          {"template_id": f"{section}_latest", "items": [{"": "x"}], "metadata": {}})
+    assert status == 422 and "empty key" in json.dumps(body)
+    status, body, _ = api(cloud, "POST", "/api/generate-async",
+                          {"template_id": f"{section}_latest", "custom_data": {}, "metadata": {"a": {"": 1}}})
+    assert status == 422 and "empty key" in json.dumps(body)

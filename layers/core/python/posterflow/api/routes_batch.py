@@ -22,6 +22,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from posterflow import config, enqueue, jobs
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
+from posterflow.api.fields import JsonObject
 from posterflow.api.render_client import presigned_get
 from posterflow.api.routes_generate import job_links
 from posterflow.crop import CropOptions
@@ -83,7 +84,7 @@ class AddImagesRequest(BaseModel):
     options: BatchCropOptions = BatchCropOptions()
     notify_email: str | None = Field(None, validation_alias=_alias("notifyEmail", "notify_email"), max_length=320)
     webhook_url: str | None = Field(None, validation_alias=_alias("webhookUrl", "webhook_url"), max_length=2048)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 def _source(image: str | ImageRef, bucket: str, index: int) -> dict[str, str]:

@@ -28,6 +28,7 @@ from pydantic import ConfigDict, Field, model_validator
 from posterflow import csvreader, enqueue, jobs, profiles, template_store, templating
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
+from posterflow.api.fields import JsonObject
 from posterflow.api.routes_generate import MAX_INLINE_ITEMS, OutputOptions, _spec, job_links
 
 # Profile look-ups run inside the API call (bounded, parallel) and must leave time to queue
@@ -46,7 +47,7 @@ class BulkRequest(OutputOptions):
     csv_columns: list[str] | None = Field(None, alias="csvColumns")
     html_template: str | None = Field(None, alias="htmlTemplate")
     user_identifiers: str | list[str] | None = Field(None, alias="userIdentifiers")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     name: str | None = None
     notify_email: str | None = None
     webhook_url: str | None = None

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from posterflow import config, enqueue, jobs, template_store
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
+from posterflow.api.fields import JsonObject, JsonObjects
 from posterflow.api.render_client import invoke_render, presigned_get
 
 MAX_INLINE_ITEMS = 10_000
@@ -30,8 +31,8 @@ class OutputOptions(BaseModel):
 
 class GenerateRequest(OutputOptions):
     template_id: str = Field(min_length=1)
-    custom_data: dict[str, Any] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    custom_data: JsonObject = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     entity_id: str | None = None
     notify_email: str | None = None
     webhook_url: str | None = None
@@ -39,8 +40,8 @@ class GenerateRequest(OutputOptions):
 
 class BatchRequest(OutputOptions):
     template_id: str = Field(min_length=1)
-    items: list[dict[str, Any]] = Field(min_length=1)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    items: JsonObjects = Field(min_length=1)
+    metadata: JsonObject = Field(default_factory=dict)
     name: str | None = None
     notify_email: str | None = None
     webhook_url: str | None = None

@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from posterflow import aws, config, jobs, template_store
 from posterflow.api import idempotency
+from posterflow.api.fields import JsonObject
 from posterflow.api.routes_generate import OutputOptions, job_links
 from posterflow.resources import stack_spec
 
@@ -34,7 +35,7 @@ class UploadRequest(OutputOptions):
     kind: Literal["poster", "crop"] = "poster"
     filename: str = Field(min_length=1, max_length=200)
     template_id: str | None = Field(None, min_length=1)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     name: str | None = None
     notify_email: str | None = None
     webhook_url: str | None = None
