@@ -53,6 +53,8 @@ def test_thousand_item_batch_completes_with_every_output(cloud: Any, template_id
     status, view, _ = api(cloud, "GET", f"/api/templates/job/{job.job_id}")
     assert status == 200 and len(view["results"]) == 1000
     assert {r["entity_id"] for r in view["results"]} == {f"e{i}" for i in range(1000)}
+    # Over the direct-submit size, the API handed the batch to the splitter as a manifest.
+    assert any("handed to the splitter" in entry.message for entry in jobs.list_logs(job.job_id)[0])
 
 
 def _queue_idle(url: str) -> bool:
@@ -83,3 +85,4 @@ def test_a_message_delivered_twice_counts_once(cloud: Any, template_id: str) -> 
     job = jobs.get_job(job_id)
     assert (job.status, job.total, job.processed, job.succeeded, job.failed) == ("completed", 3, 3, 3, 0)
     assert _outputs(cloud, job_id) == 3
+

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from posterflow import aws, config, jobs
+from posterflow.resources import stack_spec
 
 
 def _chunks(seq: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -37,10 +38,20 @@ def send_messages(queue_key: str, bodies: Iterable[dict[str, Any]]) -> int:
     return sent
 
 
-def submit_posters(job_id: str, specs: list[tuple[int, dict[str, Any], str | None]], *, start_ids_at: int = 0) -> int:
+def submit_posters(job_id: str, specs: Sequence[tuple[int, dict[str, Any], str | None]]) -> int:
     """Write the items, then queue one render message per item (items first, so a fast worker
     always finds its item)."""
     jobs.put_items(job_id, (jobs.NewItem(item_id=item_id, entity_id=entity_id, input=spec)
                             for item_id, spec, entity_id in specs))
     return send_messages("render", ({"job_id": job_id, "item_id": item_id, "spec": spec}
                                     for item_id, spec, _ in specs))
+
+
+def submit_manifest(job_id: str, specs: Sequence[tuple[int, dict[str, Any], str | None]]) -> str:
+    """Store the items as a JSON-lines manifest and ask the splitter to fan it out."""
+    key = f"{stack_spec().bucket.manifests_prefix}{job_id}.jsonl"
+    body = "".join(json.dumps({"item_id": i, "entity_id": e, "spec": spec}, separators=(",", ":")) + "\n"
+                   for i, spec, e in specs).encode()
+    aws.client("s3").put_object(Bucket=config.bucket(), Key=key, Body=body, ContentType="application/x-ndjson")
+    send_messages("split", [{"manifest": {"job_id": job_id, "bucket": config.bucket(), "key": key}}])
+    return key

@@ -51,6 +51,10 @@ def handle(event: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, 
                 continue
             if "continue" in body:
                 _run(body["continue"], remaining_ms)
+            if "manifest" in body:
+                m = body["manifest"]
+                _run({"job_id": m["job_id"], "kind": "manifest", "bucket": m["bucket"], "key": m["key"],
+                      "cursor": None, "sent": 0}, remaining_ms)
             for s3_record in body.get("Records", []):
                 start = _start(s3_record)
                 if start is not None:
@@ -96,7 +100,7 @@ def _start(s3_record: dict[str, Any]) -> dict[str, Any] | None:
 def _run(state: dict[str, Any], remaining_ms: Callable[[], int]) -> None:
     job_id = state["job_id"]
     try:
-        split = _split_csv if state["kind"] == "poster" else _split_zip
+        split = {"poster": _split_csv, "crop": _split_zip, "manifest": _split_manifest}[state["kind"]]
         finished = split(state, remaining_ms)
     except (SplitFailed, csvreader.CsvError, zipindex.BadZip) as exc:
         reason = getattr(exc, "message", None) or str(exc)
@@ -187,6 +191,27 @@ def _split_csv(state: dict[str, Any], remaining_ms: Callable[[], int]) -> bool:
     if reader.blank_rows and done:
         jobs.add_log(job.job_id, "INFO", f"{reader.blank_rows} blank row(s) skipped")
     return done
+
+
+def _split_manifest(state: dict[str, Any], remaining_ms: Callable[[], int]) -> bool:
+    """JSON lines of ``{"item_id", "entity_id", "spec"}`` written by the API for a large batch."""
+    offset = int(state["cursor"] or 0)
+    args: dict[str, Any] = {"Bucket": state["bucket"], "Key": state["key"]}
+    if offset:
+        args["Range"] = f"bytes={offset}-"
+    body = aws.client("s3").get_object(**args)["Body"]
+    position = {"offset": offset}
+
+    def items() -> Iterator[tuple[jobs.NewItem, dict[str, Any] | None]]:
+        for raw in body.iter_lines(keepends=True):
+            position["offset"] += len(raw)
+            if not raw.strip():
+                continue
+            line = json.loads(raw)
+            yield (jobs.NewItem(item_id=line["item_id"], entity_id=line.get("entity_id"), input=line["spec"]),
+                   {"job_id": state["job_id"], "item_id": line["item_id"], "spec": line["spec"]})
+
+    return _chunked(items(), state, "render", remaining_ms, lambda _: position["offset"])
 
 
 def _entity(values: dict[str, str], item_id: int) -> str:

@@ -15,6 +15,8 @@ from posterflow.api.fields import JsonObject, JsonObjects
 from posterflow.api.render_client import invoke_render, presigned_get
 
 MAX_INLINE_ITEMS = 10_000
+# Above this many items the API writes a manifest and the splitter queues the items.
+DIRECT_SUBMIT_MAX = 500
 
 
 class OutputOptions(BaseModel):
@@ -90,8 +92,16 @@ def _submit(opts: OutputOptions, template_id: str, rows: list[dict[str, Any]], *
                           template_version=tv.version, notify_email=notify_email, webhook_url=webhook_url,
                           metadata=metadata, name=name)
     ids = entity_ids or [entity_id_of(row, i) for i, row in enumerate(rows)]
-    enqueue.submit_posters(job.job_id, [(i, _spec(opts, tv.id, row, ids[i]), ids[i]) for i, row in enumerate(rows)])
-    jobs.add_log(job.job_id, "INFO", f"queued {len(rows)} poster(s) from template {tv.id}")
+    work = [(i, _spec(opts, tv.id, row, ids[i]), ids[i]) for i, row in enumerate(rows)]
+    if len(work) <= DIRECT_SUBMIT_MAX:
+        enqueue.submit_posters(job.job_id, work)
+        jobs.add_log(job.job_id, "INFO", f"queued {len(rows)} poster(s) from template {tv.id}")
+    else:
+        # Writing thousands of items and messages would not fit API Gateway's 29 s: hand the
+        # batch to the splitter as a manifest, which fans it out in checkpointed chunks.
+        key = enqueue.submit_manifest(job.job_id, work)
+        jobs.add_log(job.job_id, "INFO", f"{len(rows)} poster(s) from template {tv.id} handed to the splitter",
+                     {"manifest": key})
     return job
 
 
