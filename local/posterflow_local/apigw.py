@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import re
@@ -60,7 +61,9 @@ def rest_event(request: web.Request, body: bytes, stage: str) -> dict[str, Any]:
             "requestId": str(uuid.uuid4()),
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "requestTimeEpoch": int(now * 1000),
-            "identity": {"sourceIp": request.remote or "127.0.0.1", "userAgent": request.headers.get("User-Agent")},
+            "identity": {"sourceIp": request.remote or "127.0.0.1", "userAgent": request.headers.get("User-Agent"),
+                         # API Gateway names the caller's API key by its id, never its value.
+                         "apiKey": None, "apiKeyId": _api_key_id(request.headers.get("x-api-key"))},
             "accountId": "123456789012",
             "apiId": "local",
             "protocol": "HTTP/1.1",
@@ -69,6 +72,10 @@ def rest_event(request: web.Request, body: bytes, stage: str) -> dict[str, Any]:
         "body": body_text,
         "isBase64Encoded": is_b64,
     }
+
+
+def _api_key_id(key: str | None) -> str | None:
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12] if key else None
 
 
 def proxy_response(result: InvokeResult) -> web.Response:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from posterflow import aws, config, jobs, tokens
+from posterflow import aws, config, jobs, tenancy, tokens
 from posterflow.finalize.webhook import ENV_ALLOW_LOOPBACK, SIGNATURE_HEADER
 from tests.integration.helpers import api, fetch, wait_for
 
@@ -192,12 +192,13 @@ def test_batch_of_50_email_link_zip_and_signed_webhook(cloud: Any, template_id: 
     assert len(rows) == 50 and all(r["status"] == "succeeded" for r in rows)
 
     ((headers, body),) = receiver.posts(hook)
-    tokens.verify_webhook_signature(body, headers[SIGNATURE_HEADER], secret=config.signing_secret())
+    tokens.verify_webhook_signature(body, headers[SIGNATURE_HEADER], secret=tenancy.webhook_secret("default"))
     payload = json.loads(body)
     assert payload["job_id"] == job_id and payload["status"] == "completed"
     assert payload["counts"]["succeeded"] == 50 and "/download?token=" in payload["results_url"]
     with pytest.raises(tokens.TokenInvalid):
-        tokens.verify_webhook_signature(body + b" ", headers[SIGNATURE_HEADER], secret=config.signing_secret())
+        tokens.verify_webhook_signature(body + b" ", headers[SIGNATURE_HEADER],
+                                        secret=tenancy.webhook_secret("default"))
 
 
 def test_failed_items_complete_with_errors_and_email_lists_reasons(

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from posterflow import jobs, template_store
+from posterflow import jobs, template_store, tenancy
 from posterflow.api import (
     routes_batch,
     routes_bulk,
@@ -32,6 +32,13 @@ def build() -> APIGatewayRestResolver:
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "service": "posterflow"}
+
+    @app.get("/api/webhook-secret")
+    def webhook_secret() -> dict[str, Any]:
+        tenant = tenancy.current()
+        return {"tenant": tenant, "secret": tenancy.webhook_secret(tenant).decode(),
+                "header": "X-Posterflow-Signature",
+                "scheme": "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<raw body>' with the secret>"}
 
     @app.get("/api/openapi.json")
     def openapi() -> Response[str]:

@@ -75,6 +75,7 @@ class Job(_Model):
     notify_email: str | None = None
     webhook_url: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    tenant: str = Field("default", description="who submitted the job (API key id); signs its webhooks")
     token: str
     error: str | None = None
     archive_key: str | None = None

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from posterflow import config, tokens
+from posterflow import config, tenancy, tokens
 from posterflow.jobs import _ddb as d
 from posterflow.jobs._expr import Expr
 from posterflow.jobs.models import (
@@ -133,6 +133,7 @@ def create_job(
         "notify_email": notify_email,
         "webhook_url": webhook_url,
         "metadata": metadata,
+        "tenant": tenancy.current(),
         "token": tokens.job_token(job_id),
         "created_at": now,
         "updated_at": now,
