@@ -8,6 +8,7 @@ Both modes of ``fn render`` (SQS batches and the synchronous direct invoke behin
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
@@ -109,10 +110,13 @@ class _Prepared(BaseModel):
     request: render_engine.RenderRequest
 
 
-def prepare(spec: PosterSpec) -> _Prepared:
-    """Resolve and fill the template; raises PosterError for anything wrong with the input."""
+def prepare(spec: PosterSpec, templates: dict[str, template_store.TemplateVersion] | None = None) -> _Prepared:
+    """Resolve and fill the template; raises PosterError for anything wrong with the input.
+    ``templates`` caches resolutions across the items of one batch (they share a template)."""
     try:
-        tv = template_store.get(spec.template_id)
+        cache = templates if templates is not None else {}
+        tv = cache.get(spec.template_id) or template_store.get(spec.template_id)
+        cache[spec.template_id] = tv
     except template_store.InvalidTemplateId as exc:
         raise PosterError("invalid_template_id", str(exc), 422) from None
     except template_store.TemplateNotFound as exc:
@@ -164,15 +168,16 @@ def render_posters(work: list[tuple[PosterSpec, str, int]]) -> list[PosterOutput
     started = time.perf_counter()
     results: list[PosterOutput | PosterError | None] = [None] * len(work)
     prepared: dict[int, _Prepared] = {}
+    templates: dict[str, template_store.TemplateVersion] = {}
     for i, (spec, _, _) in enumerate(work):
         try:
-            prepared[i] = prepare(spec)
+            prepared[i] = prepare(spec, templates)
         except PosterError as exc:
             results[i] = exc
     order = list(prepared)
     rendered = render_engine.get_engine().render_many([prepared[i].request for i in order]) if order else []
+    to_finish: list[tuple[int, render_engine.RenderResult]] = []
     for i, outcome in zip(order, rendered, strict=True):
-        spec, job_id, item_id = work[i]
         if isinstance(outcome, render_engine.ChromiumNotFound):
             raise outcome
         if isinstance(outcome, render_engine.RenderError):
@@ -180,9 +185,19 @@ def render_posters(work: list[tuple[PosterSpec, str, int]]) -> list[PosterOutput
             # A crashed browser is relaunched by the engine; the item deserves another try.
             crashed = isinstance(outcome, render_engine.BrowserCrashed)
             results[i] = PosterError(outcome.code, outcome.reason, 503 if crashed else status, retryable=crashed)
-            continue
+        else:
+            to_finish.append((i, outcome))
+
+    def finish_one(i: int, outcome: render_engine.RenderResult) -> PosterOutput | PosterError:
+        spec, job_id, item_id = work[i]
         try:
-            results[i] = finish(prepared[i], outcome, spec, job_id, item_id, started)
+            return finish(prepared[i], outcome, spec, job_id, item_id, started)
         except PosterError as exc:
-            results[i] = exc
+            return exc
+
+    # Overlays and S3 puts of a batch overlap (boto3 clients are thread-safe); other errors
+    # propagate so the batch is retried.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for (i, _), result in zip(to_finish, pool.map(lambda args: finish_one(*args), to_finish), strict=True):
+            results[i] = result
     return [r for r in results if r is not None]

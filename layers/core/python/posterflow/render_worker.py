@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -30,6 +31,7 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
     failures: list[dict[str, str]] = []
     work: list[tuple[PosterSpec, str, int]] = []
     message_ids: list[str] = []
+    cancelled: dict[str, bool] = {}  # one look-up per job per batch
     for record in event.get("Records", []):
         try:
             msg = PosterMessage.model_validate_json(record["body"])
@@ -37,7 +39,9 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
             # A malformed message can never succeed: log it and let it go (it is not an item).
             logger.error("dropping malformed render message", extra={"error": str(exc), "body": record["body"][:500]})
             continue
-        if jobs.is_cancelled(msg.job_id):
+        if msg.job_id not in cancelled:
+            cancelled[msg.job_id] = jobs.is_cancelled(msg.job_id)
+        if cancelled[msg.job_id]:
             jobs.finish_item(msg.job_id, msg.item_id, status="cancelled", error="job cancelled")
             continue
         work.append((msg.spec, msg.job_id, msg.item_id))
@@ -45,19 +49,29 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
     if not work:
         return {"batchItemFailures": failures}
     outcomes = render_posters(work)
-    for (_spec, job_id, item_id), message_id, outcome in zip(work, message_ids, outcomes, strict=True):
+
+    def record_outcome(job_id: str, item_id: int, message_id: str, outcome: PosterOutput | PosterError) -> bool:
+        """Record one outcome; False when the message should be redelivered."""
         try:
             if isinstance(outcome, PosterOutput):
                 jobs.finish_item(job_id, item_id, status="succeeded", output_key=outcome.key,
                                  timings={"total_ms": outcome.generation_time_ms},
                                  extra={"template_version": outcome.template_version_used})
             elif outcome.retryable:
-                failures.append({"itemIdentifier": message_id})
+                return False
             else:
                 jobs.finish_item(job_id, item_id, status="failed", error=f"{outcome.code}: {outcome.message}")
         except Exception:
             logger.exception("recording item outcome failed", extra={"job_id": job_id, "item_id": item_id})
-            failures.append({"itemIdentifier": message_id})
+            return False
+        return True
+
+    # Each item's transaction is independent, so a batch records its outcomes concurrently.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        done = pool.map(lambda args: record_outcome(*args),
+                        [(job_id, item_id, mid, out)
+                         for (_s, job_id, item_id), mid, out in zip(work, message_ids, outcomes, strict=True)])
+        failures.extend({"itemIdentifier": mid} for mid, ok in zip(message_ids, done, strict=True) if not ok)
     return {"batchItemFailures": failures}
 
 
