@@ -119,6 +119,8 @@ def register(app: APIGatewayRestResolver) -> None:
             "generation_time_ms": out["generation_time_ms"],
             "content_type": out["content_type"],
             "key": out["key"],
+            # Requests the template made that the network policy refused (never fetched).
+            "blocked_urls": out.get("blocked_urls", []),
         }
 
     def generate_async(body: GenerateRequest) -> tuple[dict[str, Any], int]:
