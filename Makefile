@@ -25,7 +25,7 @@ unit: setup
 	$(VENV)/pytest -q tests/unit
 
 soak: setup
-	$(VENV)/pytest -q -m slow
+	$(VENV)/pytest -q -m slow --timeout 3600
 
 bench: setup
 	$(VENV)/python bench/local_cloud.py

@@ -1,4 +1,4 @@
-"""fn dlq: dead-letter queues → items recorded as failed with the reason."""
+"""fn dlq: dead-letter queues → items recorded as failed with the reason; the stalled-job sweep."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from posterflow import dlq
+from posterflow.resources import stack_spec
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event.get("action") == "sweep":  # the scheduled rule, or an operator with a job list
+        older = float(event.get("older_than_s", stack_spec().job_stall_timeout_s))
+        return dlq.sweep(older, event.get("job_ids"))
     return dlq.handle(event)

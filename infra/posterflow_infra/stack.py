@@ -112,6 +112,11 @@ class PosterflowStack(Stack):
             retry_attempts=STREAM_RETRY_ATTEMPTS,
             max_record_age=STREAM_MAX_RECORD_AGE,
         ))
+        # The stalled-job sweep: outstanding items of jobs without progress fail with a reason.
+        events.Rule(self, "StalledJobSweep",
+                    schedule=events.Schedule.rate(Duration.seconds(spec.sweep_interval_s)),
+                    targets=[targets.LambdaFunction(fns[spec.dlq_consumer],
+                                                    event=events.RuleTargetInput.from_object({"action": "sweep"}))])
         # Server-pushed heartbeats to every connection following an active job.
         events.Rule(self, "ProgressHeartbeat",
                     schedule=events.Schedule.rate(Duration.seconds(spec.heartbeat_interval_s)),

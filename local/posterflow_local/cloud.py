@@ -156,6 +156,15 @@ class LocalCloud:
                                                 batch_size=t.stream_batch_size)
         self.stream_poller.start()
         threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
+        threading.Thread(target=self._sweeps, name="sweep", daemon=True).start()
+
+    def _sweeps(self) -> None:
+        """The scheduled rule of the stack: fail the outstanding items of stalled jobs."""
+        name = self.spec.function(self.spec.dlq_consumer).name
+        while not self._stopping.wait(self.spec.sweep_interval_s):
+            result = self.runtime.invoke(name, {"action": "sweep"})
+            if result.failed:
+                log.warning("sweep failed: %s: %s", result.error_type, result.error_message)
 
     def _heartbeats(self) -> None:
         """The scheduled rule of the stack: heartbeats to every connection of an active job."""

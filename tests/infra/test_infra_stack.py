@@ -208,3 +208,10 @@ def test_progress_heartbeat_is_scheduled(synth: Synth) -> None:
                               f"{'s' if SPEC.heartbeat_interval_s // 60 > 1 else ''})",
         "Targets": Match.array_with([Match.object_like({"Input": '{"action":"heartbeat"}'})]),
     })
+
+
+def test_stalled_job_sweep_is_scheduled(synth: Synth) -> None:
+    synth.template.has_resource_properties("AWS::Events::Rule", {
+        "ScheduleExpression": f"rate({SPEC.sweep_interval_s // 60} minutes)",
+        "Targets": Match.array_with([Match.object_like({"Input": '{"action":"sweep"}'})]),
+    })

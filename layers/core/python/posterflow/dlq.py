@@ -16,6 +16,14 @@ from posterflow import jobs
 logger = Logger(child=True)
 
 
+def sweep(older_than_s: float, job_ids: list[str] | None = None) -> dict[str, Any]:
+    """The scheduled sweep: stalled jobs get their outstanding items failed with a reason."""
+    swept = jobs.sweep_stalled(older_than_s, job_ids=job_ids)
+    if swept:
+        logger.warning("swept stalled jobs", extra={"jobs": swept})
+    return {"swept": swept}
+
+
 def handle(event: dict[str, Any]) -> dict[str, Any]:
     failures: list[dict[str, str]] = []
     for record in event.get("Records", []):

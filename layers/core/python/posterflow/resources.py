@@ -118,6 +118,10 @@ class StackSpec(_Spec):
     # The DLQs are drained by one function; Lambda refuses an SQS event source whose visibility
     # timeout is below the function's timeout, and AWS recommends six times it.
     heartbeat_interval_s: int = 60  # EventBridge's finest rate is one minute
+    # A job with no progress for this long has its outstanding items failed ("stalled"), so
+    # it completes instead of hanging; the sweep runs every ``sweep_interval_s``.
+    job_stall_timeout_s: int = 1800
+    sweep_interval_s: int = 300
     dlq_batch_size: int = 10
     dlq_max_concurrency: int = 2
 
