@@ -189,32 +189,54 @@ class DynamoStreamPoller:
     def _run(self) -> None:
         streams = aws.client("dynamodbstreams")
         iterators: dict[str, str | None] = {}
+        # Like Lambda's checkpoint: a shard whose iterator fails is re-read after the last
+        # record delivered, so a lost iterator never loses records.
+        last_seq: dict[str, str] = {}
+
+        def fresh_iterator(sid: str) -> str:
+            args: dict[str, Any] = {"StreamArn": self._stream_arn, "ShardId": sid}
+            if sid in last_seq:
+                args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=last_seq[sid])
+            else:
+                args["ShardIteratorType"] = "TRIM_HORIZON"
+            return str(streams.get_shard_iterator(**args)["ShardIterator"])
+
         while not self._stop.is_set():
             try:
                 shards = streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
                 for shard in shards:
-                    sid = shard["ShardId"]
-                    if sid not in iterators:
-                        iterators[sid] = streams.get_shard_iterator(
-                            StreamArn=self._stream_arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON"
-                        )["ShardIterator"]
-                got_any = False
-                for sid, iterator in list(iterators.items()):
-                    if iterator is None:
-                        continue
-                    resp = streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
-                    iterators[sid] = resp.get("NextShardIterator")
-                    records = resp.get("Records", [])
-                    if records:
-                        got_any = True
-                        self._deliver(records)
-                if not got_any:
-                    self._stop.wait(self.poll_interval_s)
+                    if shard["ShardId"] not in iterators:
+                        iterators[shard["ShardId"]] = fresh_iterator(shard["ShardId"])
             except Exception:
                 if self._stop.is_set():
                     return
-                log.exception("stream poll on %s failed", self.table_name)
+                log.exception("describing the stream of %s failed", self.table_name)
                 self._stop.wait(0.5)
+                continue
+            got_any = False
+            for sid, iterator in list(iterators.items()):
+                if iterator is None:
+                    continue
+                try:
+                    resp = streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
+                except Exception:
+                    if self._stop.is_set():
+                        return
+                    log.warning("stream iterator of %s/%s failed; resuming after the last record", self.table_name,
+                                sid, exc_info=True)
+                    try:
+                        iterators[sid] = fresh_iterator(sid)
+                    except Exception:
+                        self._stop.wait(0.5)  # the stream itself is unavailable: try again
+                    continue
+                iterators[sid] = resp.get("NextShardIterator")
+                records = resp.get("Records", [])
+                if records:
+                    got_any = True
+                    self._deliver(records)
+                    last_seq[sid] = records[-1]["dynamodb"]["SequenceNumber"]
+            if not got_any:
+                self._stop.wait(self.poll_interval_s)
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
         event_records = []

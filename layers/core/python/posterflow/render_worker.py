@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -66,12 +65,11 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
             return False
         return True
 
-    # Each item's transaction is independent, so a batch records its outcomes concurrently.
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        done = pool.map(lambda args: record_outcome(*args),
-                        [(job_id, item_id, mid, out)
-                         for (_s, job_id, item_id), mid, out in zip(work, message_ids, outcomes, strict=True)])
-        failures.extend({"itemIdentifier": mid} for mid, ok in zip(message_ids, done, strict=True) if not ok)
+    # Outcomes are recorded in message order: the progress stream then announces items in the
+    # order their counters moved.
+    for (_s, job_id, item_id), mid, out in zip(work, message_ids, outcomes, strict=True):
+        if not record_outcome(job_id, item_id, mid, out):
+            failures.append({"itemIdentifier": mid})
     return {"batchItemFailures": failures}
 
 
