@@ -195,7 +195,7 @@ def stack_spec(prefix: str = PROJECT) -> StackSpec:
             description="WebSocket routes and DynamoDB stream → progress events",
             memory_mb=512,
             timeout_s=30,
-            local_concurrency=2,
+            local_concurrency=1,
         ),
         FunctionSpec(
             key="finalize",
