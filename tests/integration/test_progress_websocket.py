@@ -84,13 +84,17 @@ def test_200_item_batch_streams_coalesced_progress_to_one_job_completed(cloud: A
     assert done["status"] == "completed" and done["success_count"] == 200 and done["total_count"] == 200
     assert done["processed"] == done["total"] == 200
 
-    # Every item was announced once, in batched frames, with its poster URL.
+    # Every item that finished after this client was greeted was announced once, in batched
+    # frames, with its poster URL; the ones before are in the greeting's counters (the batch
+    # starts before the client connects, so under load some items can beat the greeting).
     items = [i for f in frames if f["event"] == "item_completed" for i in f["items"]]
-    assert sorted(i["entity_id"] for i in items) == sorted(f"e{i}" for i in range(200))
+    announced = [i["entity_id"] for i in items]
+    assert len(announced) == len(set(announced)) and set(announced) <= {f"e{i}" for i in range(200)}
+    assert len(announced) >= 200 - frames[0]["processed"]
     assert all(i["success"] and i["poster_url"] for i in items)
     assert names.count("item_completed") < 200
     seed = [i for f in frames if f["event"] == "poster_completed" for i in f["items"]]
-    assert len(seed) == 200
+    assert sorted(i["entity_id"] for i in seed) == sorted(announced)
 
 
 def test_client_that_leaves_mid_job_is_cleaned_up(cloud: Any) -> None:
