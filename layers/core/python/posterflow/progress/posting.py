@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from posterflow import aws, config
 
@@ -76,6 +76,12 @@ class Poster:
                 self.client.post_to_connection(ConnectionId=connection_id, Data=data)
                 self.sent += 1
                 return True
+            except BotoCoreError as exc:
+                # A timeout or dropped connection to the management API: this frame is lost for
+                # this client (the next frame carries the newer state), the batch goes on.
+                self.errors += 1
+                log.warning("post to %s failed: %s", connection_id, exc)
+                return False
             except ClientError as exc:
                 if not _is_gone(exc):
                     self.errors += 1
