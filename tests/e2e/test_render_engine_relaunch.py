@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from posterflow.render.engine import EngineConfig, RenderEngine, RenderRequest
 from posterflow.render.netpolicy import NetPolicy
 from posterflow.render.sizes import resolve_size
+from posterflow_local.faults import chromium_pids
 
 pytestmark = pytest.mark.browser
 
@@ -19,32 +19,8 @@ SIZE = resolve_size(width=200, height=120)
 
 
 def _browser_pids() -> set[int]:
-    """Chromium main processes (no ``--type=`` switch) descending from this test process."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    mine = {os.getpid()}
-    changed = True
-    while changed:
-        changed = False
-        for pid, ppid in parents.items():
-            if ppid in mine and pid not in mine:
-                mine.add(pid)
-                changed = True
-    found = set()
-    for pid in mine:
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        name = Path(argv[0].decode(errors="replace")).name
-        if name in ("chromium", "chrome", "headless_shell") and not any(a.startswith(b"--type=") for a in argv):
-            found.add(pid)
-    return found
+    """Chromium main processes descending from this test process."""
+    return set(chromium_pids())
 
 
 @pytest.fixture
