@@ -23,6 +23,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from posterflow import aws
+from posterflow_local import inprocess
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 Middleware = Callable[[WSGIApp], WSGIApp]
@@ -59,9 +60,11 @@ def fake_credentials() -> dict[str, str]:
 
 class EmbeddedAWS:
     def __init__(self, host: str = "127.0.0.1", port: int = 4566,
-                 middleware: tuple[Middleware, ...] = ()) -> None:
+                 middleware: tuple[Middleware, ...] = (), in_process: bool = True) -> None:
         self.host = host
         self.port = port
+        # This process's own boto3 clients skip the loopback socket (see inprocess.py).
+        self.in_process = in_process
         self._middleware = middleware
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -82,6 +85,8 @@ class EmbeddedAWS:
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws",
                                         daemon=True)
         self._thread.start()
+        if self.in_process:
+            inprocess.serve(self._netloc, app)
         os.environ.update(fake_credentials())
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint
         # moto's Step Functions interpreter calls Lambda back over HTTP on this port.
@@ -97,7 +102,12 @@ class EmbeddedAWS:
         with urllib.request.urlopen(req, timeout=10) as resp:
             resp.read()
 
+    @property
+    def _netloc(self) -> str:
+        return f"{self.host}:{self.port}"
+
     def stop(self) -> None:
+        inprocess.stop(self._netloc)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
