@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from posterflow import resources as r
-from posterflow_local import fast_dispatch, fast_dynamodb, fast_s3, fast_sqs, mailbox
+from posterflow_local import fast_dispatch, fast_dynamodb, fast_s3, fast_serialize, fast_sqs, mailbox
 from posterflow_local.apigw import ApiGateway
 from posterflow_local.embedded_aws import EmbeddedAWS, ensure_port_free
 from posterflow_local.event_sources import DynamoStreamPoller, SqsPoller
@@ -70,6 +70,7 @@ class LocalCloud:
         fast_dynamodb.install()
         fast_dispatch.install()
         fast_s3.install()
+        fast_serialize.install()
         mailbox.install(o.out_dir / "mail")
         self.aws.start()
         self.gateway.start()
