@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from posterflow import resources as r
-from posterflow_local import fast_dispatch, fast_dynamodb, fast_s3, fast_serialize, fast_sqs, mailbox
+from posterflow_local import (
+    fast_dispatch,
+    fast_dynamodb,
+    fast_expressions,
+    fast_query,
+    fast_s3,
+    fast_serialize,
+    fast_sqs,
+    mailbox,
+)
 from posterflow_local.apigw import ApiGateway
 from posterflow_local.embedded_aws import EmbeddedAWS, ensure_port_free
 from posterflow_local.event_sources import DynamoStreamPoller, SqsPoller
@@ -71,6 +80,8 @@ class LocalCloud:
         fast_dispatch.install()
         fast_s3.install()
         fast_serialize.install()
+        fast_expressions.install()
+        fast_query.install()
         mailbox.install(o.out_dir / "mail")
         self.aws.start()
         self.gateway.start()
