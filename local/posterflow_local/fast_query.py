@@ -50,13 +50,13 @@ def _all_items(self: Table) -> list[Any]:
     if partition is None:
         if not self.range_key_attr:
             return list(self.items.values())
-        return [item for hash_set in self.items.values() for item in hash_set.values()]  # type: ignore[attr-defined]
+        return [item for hash_set in self.items.values() for item in hash_set.values()]
     found = self.items.get(partition)
     if found is None:
         return []
     if not self.range_key_attr:
         return [found]
-    return list(found.values())  # type: ignore[attr-defined]
+    return list(found.values())
 
 
 def install() -> None:
