@@ -2,10 +2,11 @@
 
 moto parses every UpdateExpression from scratch, twice per request (~150 µs each for a
 five-action expression here), and its validator then deep-copies the tree (~150 µs) before
-resolving names and values into it. Workers send the same few expressions thousands of times, so the parsed tree is kept
-pickled per expression text and every use gets a fresh tree from ``pickle.loads`` (~40 µs);
-the validator's copy of such a tree is made the same way. Parse errors are not cached: a bad
-expression raises from moto's parser exactly as before.
+resolving names and values into it. Workers send the same few expressions thousands of times,
+so one parsed tree per expression text is kept with its pickle: moto's two parses get that
+shared tree (both only read it: the request handler looks for unused names, the backend hands
+it to the validator), and the validator's copy comes from ``pickle.loads`` (~40 µs). Parse
+errors are not cached: a bad expression raises from moto's parser exactly as before.
 """
 
 from __future__ import annotations
@@ -24,30 +25,30 @@ _PICKLED = "_posterflow_pickled"
 _MAX_CACHED = 512
 
 _original_make = UpdateExpressionParser.make
-_cache: dict[str, bytes] = {}
+_cache: dict[str, Any] = {}
 _lock = threading.Lock()
 _installed = False
 
 
 def _fresh(pickled: bytes) -> Any:
     tree = pickle.loads(pickled)  # bytes this module pickled itself
-    setattr(tree, _PICKLED, pickled)
+    setattr(tree, _PICKLED, pickled)  # a copy of the copy is made the same way
     return tree
 
 
 def make(expression: str) -> Any:
-    pickled = _cache.get(expression)
-    if pickled is None:
+    tree = _cache.get(expression)
+    if tree is None:
         tree = _original_make(expression)
         try:
-            pickled = pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # an unpicklable tree: use it as moto made it
+            setattr(tree, _PICKLED, pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception:  # an unpicklable tree: use it as moto made it, uncached
             return tree
         with _lock:
             if len(_cache) >= _MAX_CACHED:
                 _cache.clear()
-            _cache[expression] = pickled
-    return _fresh(pickled)
+            _cache[expression] = tree
+    return tree
 
 
 def _deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
