@@ -151,25 +151,38 @@ def _run_zip(bucket: str, key: str, data: bytes, timeout_s: float) -> dict[str, 
     began = time.monotonic()
     s3.put_object(Bucket=bucket, Key=key, Body=data)
     in_s3 = time.monotonic()
+    cpu_in_s3 = time.process_time()
     deadline = in_s3 + timeout_s
     job: Any = None
+    marks: dict[str, float] = {}  # when the job appeared, its first item landed, its last item landed
     while time.monotonic() < deadline:
         if job is None:
             found, _ = jobs.list_jobs(limit=50)
             job = next((j for j in found if j.metadata.get("upload") == key), None)
+            if job is not None:
+                marks.setdefault("job_seen_s", time.monotonic() - in_s3)
         else:
             job = jobs.get_job(job.job_id)
+            if job.processed:
+                marks.setdefault("first_item_s", time.monotonic() - in_s3)
+            if job.total and job.processed >= job.total:
+                marks.setdefault("all_items_s", time.monotonic() - in_s3)
             if job.is_final:
                 break
         time.sleep(0.05)
     done = time.monotonic()
+    cpu_s = time.process_time() - cpu_in_s3
     if job is None or not job.is_final:
         raise RuntimeError(f"the job for {key} did not finish within {timeout_s} s")
     crops = s3.list_objects_v2(Bucket=bucket, Prefix=f"outputs/{job.job_id}/").get("KeyCount", 0)
     faces = sum(1 for i in jobs.iter_items(job.job_id) if i.extra.get("face_detected"))
     return {"job_status": str(job.status), "total": job.total, "succeeded": job.succeeded, "failed": job.failed,
             "faces_found": faces, "crops_in_s3": crops, "upload_s": round(in_s3 - began, 3),
-            "e2e_s": round(done - in_s3, 3), "archive": bool(job.archive_key)}
+            "e2e_s": round(done - in_s3, 3), "archive": bool(job.archive_key),
+            # CPU of this whole process (every function instance, moto, the pollers) over the run:
+            # 2.0 would be both cores busy the whole time.
+            "cores_busy": round(cpu_s / max(done - in_s3, 1e-9), 2),
+            **{name: round(value, 3) for name, value in marks.items()}}
 
 
 def _wait_final(job_id: str, began: float, timeout_s: float) -> Any:

@@ -88,8 +88,11 @@ def finish_item(
         item.set("error", truncate_error(error))
     if timings:
         item.set("timings", {k: float(v) for k, v in timings.items()})
-    for k, v in (extra or {}).items():
-        item.set(f"extra.{k}", v)
+    if extra:
+        # One action for the whole map: items are created with an empty ``extra`` and only
+        # their outcome fills it, so there is nothing to merge with (a retried item's new
+        # outcome replaces the old one's fields).
+        item.set("extra", dict(extra))
     item_cond = f"{item.name('status')} = {item.value(ItemStatus.PENDING.value)}"
 
     job = Expr().add("processed", 1).add(status.value, 1)
