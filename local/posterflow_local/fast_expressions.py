@@ -7,6 +7,10 @@ so one parsed tree per expression text is kept with its pickle: moto's two parse
 shared tree (both only read it: the request handler looks for unused names, the backend hands
 it to the validator), and the validator's copy comes from ``pickle.loads`` (~40 µs). Parse
 errors are not cached: a bad expression raises from moto's parser exactly as before.
+
+The validator then walks the tree once per check (ten walks), and moto's walker rebuilt each
+check's node-type map at every node it visited; :func:`_traverse` builds it once per walk and
+visits the same nodes in the same order, calling the same hooks.
 """
 
 from __future__ import annotations
@@ -18,13 +22,17 @@ from typing import Any
 
 from moto.dynamodb import models as ddb_models
 from moto.dynamodb import responses as ddb_responses
+from moto.dynamodb.parsing import ast_nodes as ddb_ast
 from moto.dynamodb.parsing import validators as ddb_validators
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
 _PICKLED = "_posterflow_pickled"
+_NODE: Any = ddb_ast.Node  # type: ignore[attr-defined]
 _MAX_CACHED = 512
 
 _original_make = UpdateExpressionParser.make
+_original_traverse = ddb_ast.DepthFirstTraverser.traverse  # type: ignore[attr-defined]
+_original_deepcopy = ddb_validators.deepcopy
 _cache: dict[str, Any] = {}
 _lock = threading.Lock()
 _installed = False
@@ -58,6 +66,51 @@ def _deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
     return copy.deepcopy(value, memo)
 
 
+# (walker class, node class) -> index of the processing function for that node, -1 for a node
+# the walker leaves alone, None for a child that is not a node. moto's nodes are ABCs, whose
+# isinstance checks went through ABCMeta.__instancecheck__ ~680 times per update.
+_plans: dict[tuple[type, type], int | None] = {}
+
+
+def _plan(walker: Any, node_class: type, classes: tuple[type, ...]) -> int | None:
+    key = (type(walker), node_class)
+    found = _plans.get(key, -2)
+    if found != -2:
+        return found
+    if not issubclass(node_class, _NODE):
+        found = None
+    elif not issubclass(node_class, walker.nodes_to_be_processed()):
+        found = -1
+    else:  # the first matching class wins, as in DepthFirstTraverser.process
+        found = next((i for i, c in enumerate(classes) if issubclass(node_class, c)), -1)
+    _plans[key] = found
+    return found
+
+
+def _walk(walker: Any, node: Any, child_id: int, classes: tuple[type, ...], functions: tuple[Any, ...]) -> Any:
+    # moto's DepthFirstTraverser.traverse_node_recursively, deciding per node class once.
+    plan = _plan(walker, type(node), classes)
+    if plan is None:
+        return node
+    parent = node.parent
+    children = node.children
+    if children is not None:
+        for i, child in enumerate(children):
+            walker.pre_processing_of_child(node, i)
+            _walk(walker, child, i, classes, functions)
+    if plan >= 0:
+        node = functions[plan](node)
+        node.parent = parent
+        if parent:
+            parent.children[child_id] = node
+    return node
+
+
+def _traverse(self: Any, node: Any) -> Any:
+    processing = self._processing_map()
+    return _walk(self, node, -1, tuple(processing), tuple(processing.values()))
+
+
 class _Parser:
     """Stands in for ``UpdateExpressionParser`` where moto's backend calls ``make``."""
 
@@ -72,4 +125,15 @@ def install() -> None:
     ddb_models.UpdateExpressionParser = _Parser
     ddb_responses.UpdateExpressionParser = _Parser
     ddb_validators.deepcopy = _deepcopy  # type: ignore[assignment]
+    ddb_ast.DepthFirstTraverser.traverse = _traverse  # type: ignore[attr-defined]
     _installed = True
+
+
+def uninstall() -> None:
+    """moto's own parsing and validation again (the differential test compares the two)."""
+    global _installed
+    ddb_models.UpdateExpressionParser = UpdateExpressionParser
+    ddb_responses.UpdateExpressionParser = UpdateExpressionParser
+    ddb_validators.deepcopy = _original_deepcopy
+    ddb_ast.DepthFirstTraverser.traverse = _original_traverse  # type: ignore[attr-defined]
+    _installed = False

@@ -168,6 +168,9 @@ def crop_one(msg: CropMessage) -> dict[str, Any]:
 
 def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
     failures: list[dict[str, str]] = []
+    # One look-up per job per batch, as the render worker does: a cancel that lands mid-batch
+    # has already finished the pending items, so the rest of the batch counts as already done.
+    cancelled: dict[str, bool] = {}
     for record in event.get("Records", []):
         try:
             msg = CropMessage.model_validate_json(record["body"])
@@ -175,7 +178,9 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
             logger.error("dropping malformed crop message", extra={"error": str(exc), "body": record["body"][:500]})
             continue
         try:
-            if jobs.is_cancelled(msg.job_id):
+            if msg.job_id not in cancelled:
+                cancelled[msg.job_id] = jobs.is_cancelled(msg.job_id)
+            if cancelled[msg.job_id]:
                 jobs.finish_item(msg.job_id, msg.item_id, status="cancelled", error="job cancelled")
                 continue
             try:
