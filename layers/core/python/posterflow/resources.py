@@ -7,6 +7,7 @@ down once. A contract test checks that the synthesized template and the local cl
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal
 
@@ -148,8 +149,10 @@ class StackSpec(_Spec):
         raise KeyError(f"no state machine {key!r} in the resource spec")
 
 
+@functools.lru_cache(maxsize=16)
 def stack_spec(prefix: str = PROJECT) -> StackSpec:
-    """The resources of one deployment; ``prefix`` keeps deployments apart."""
+    """The resources of one deployment; ``prefix`` keeps deployments apart. Built once per
+    prefix (the models are frozen): table and queue look-ups on every item read it."""
 
     def name(part: str) -> str:
         return f"{prefix}-{part}"
