@@ -240,13 +240,15 @@ def _split_zip(state: dict[str, Any], remaining_ms: Callable[[], int]) -> bool:
             last["entry"] = entry
             if entry.verdict != zipindex.Verdict.IMAGE:
                 not_photos.append(entry)
-            item = jobs.NewItem(item_id=entry.index, entity_id=entry.name[-200:],
-                                input={"verdict": str(entry.verdict), "reason": entry.reason})
-            if entry.verdict == zipindex.Verdict.IMAGE:
-                yield item, {"job_id": state["job_id"], "item_id": entry.index, "bucket": state["bucket"],
-                             "key": state["key"], "etag": state["etag"], "entry": entry.model_dump(mode="json")}
-            else:
-                yield item, None
+            described: dict[str, Any] = {"verdict": str(entry.verdict), "reason": entry.reason}
+            if entry.verdict != zipindex.Verdict.IMAGE:
+                yield jobs.NewItem(item_id=entry.index, entity_id=entry.name[-200:], input=described), None
+                continue
+            # The item keeps where its photo is, so a retry can send it again (posterflow.retry).
+            photo = {"bucket": state["bucket"], "key": state["key"], "etag": state["etag"],
+                     "entry": entry.model_dump(mode="json")}
+            yield (jobs.NewItem(item_id=entry.index, entity_id=entry.name[-200:], input={**described, "photo": photo}),
+                   {"job_id": state["job_id"], "item_id": entry.index, **photo})
 
     def cursor_of(_: jobs.NewItem) -> dict[str, Any]:
         return {"zip": last["entry"].cursor_after().model_dump()}

@@ -122,9 +122,17 @@ def _fingerprint(sources: list[dict[str, str]], options: CropOptions) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _photo(source: dict[str, str], bucket: str) -> dict[str, str]:
+    return {"bucket": bucket, "key": source["key"]} if "key" in source else {"url": source["url"]}
+
+
+def _new_item(item_id: int, source: dict[str, str], bucket: str) -> jobs.NewItem:
+    # The item keeps where its photo is, so a retry can send it again (posterflow.retry).
+    return jobs.NewItem(item_id=item_id, entity_id=_entity(source), input={**source, "photo": _photo(source, bucket)})
+
+
 def _message(job_id: str, item_id: int, source: dict[str, str], bucket: str, options: CropOptions) -> dict[str, Any]:
-    where = {"bucket": bucket, "key": source["key"]} if "key" in source else {"url": source["url"]}
-    return {"job_id": job_id, "item_id": item_id, **where, "options": options.model_dump(mode="json")}
+    return {"job_id": job_id, "item_id": item_id, **_photo(source, bucket), "options": options.model_dump(mode="json")}
 
 
 def _entity(source: dict[str, str]) -> str:
@@ -139,15 +147,15 @@ def _replay(job: jobs.Job, fingerprint: str, sources: list[dict[str, str]], buck
     if job.kind != "crop" or job.metadata.get("fingerprint") != fingerprint:
         raise ApiError(409, "batch_conflict", f"batch {job.job_id} exists with other images or options")
     if jobs.count_items(job.job_id) < len(sources):
-        jobs.put_items(job.job_id, (jobs.NewItem(item_id=i, entity_id=_entity(s), input=s)
-                                    for i, s in enumerate(sources)), if_absent=True)
+        jobs.put_items(job.job_id, (_new_item(i, s, bucket) for i, s in enumerate(sources)), if_absent=True)
     pending = [i.item_id for i in jobs.iter_items(job.job_id, status="pending", consistent=True)]
     return enqueue.send_messages("crop", (_message(job.job_id, i, sources[i], bucket, options) for i in pending))
 
 
 def _create(body: AddImagesRequest, sources: list[dict[str, str]], fingerprint: str, bucket: str,
             options: CropOptions) -> jobs.Job:
-    metadata = {**body.metadata, "source": _SOURCE, "fingerprint": fingerprint}
+    metadata = {**body.metadata, "source": _SOURCE, "fingerprint": fingerprint,
+                "crop_options": options.model_dump(mode="json")}
     if body.project_id is not None:
         metadata["projectId"] = body.project_id
     if body.priority is not None:
@@ -158,7 +166,7 @@ def _create(body: AddImagesRequest, sources: list[dict[str, str]], fingerprint: 
     except jobs.ItemTooLarge as exc:
         raise ApiError(413, "metadata_too_large", str(exc)) from None
     # Items first, so a fast worker always finds its item.
-    jobs.put_items(job.job_id, (jobs.NewItem(item_id=i, entity_id=_entity(s), input=s) for i, s in enumerate(sources)))
+    jobs.put_items(job.job_id, (_new_item(i, s, bucket) for i, s in enumerate(sources)))
     enqueue.send_messages("crop", (_message(job.job_id, i, s, bucket, options) for i, s in enumerate(sources)))
     jobs.add_log(job.job_id, "INFO", f"queued {len(sources)} image(s) for face crops")
     return job

@@ -12,6 +12,7 @@ from posterflow.api.errors import ApiError
 from posterflow.api.render_client import presigned_get
 from posterflow.api.routes_generate import job_links
 from posterflow.resources import stack_spec
+from posterflow.retry import plan_for
 
 # The seeds call a finished poster "completed"; our item status is "succeeded".
 SEED_ITEM_STATUS = {"succeeded": "completed"}
@@ -101,12 +102,9 @@ def register(app: APIGatewayRestResolver) -> None:
 
     @app.post("/api/jobs/<job_id>/retry")
     def retry(job_id: str) -> dict[str, Any]:
-        job = jobs.get_job(job_id)
-        if job.kind != "poster":
-            raise ApiError(422, "retry_unsupported", f"retry is not supported for {job.kind} jobs yet")
-        items = jobs.retry_failed(job_id)
-        enqueue.send_messages("render", ({"job_id": job_id, "item_id": it.item_id, "spec": it.input}
-                                         for it in items if it.input))
+        plan = plan_for(jobs.get_job(job_id))
+        items = jobs.retry_failed(job_id, retryable=plan.retryable)
+        enqueue.send_messages(plan.queue, plan.messages(items))
         jobs.add_log(job_id, "INFO", f"retrying {len(items)} failed item(s)")
         return {"success": True, "job_id": job_id, "retried": len(items), **job_links(jobs.get_job(job_id))}
 

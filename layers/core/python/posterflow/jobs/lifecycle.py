@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -278,18 +278,20 @@ def cancel_job(job_id: str, *, mark_items: bool = True, deadline_s: float | None
     return CancelOutcome(job=get_job(job_id), items_cancelled=cancelled, items_remaining=remaining)
 
 
-def retry_failed(job_id: str) -> list[Item]:
+def retry_failed(job_id: str, *, retryable: Callable[[Item], bool] | None = None) -> list[Item]:
     """Put the job's failed items back to pending (the caller re-sends their messages) and
     move the job back to processing. Each item's reset and its counter correction are one
     transaction conditioned on the item being failed, so concurrent retries do not
     double-correct. The first reset also bumps ``finalize_round``, in the same transaction,
     so the finished round's execution name is not reused and a stale finalize cannot complete
-    the job (complete_job checks the round)."""
+    the job (complete_job checks the round). Items ``retryable`` rejects are left failed."""
     job = get_job(job_id)
     if job.status == JobStatus.CANCELLED:
         raise JobStateConflict(job_id, job.status, "retry items of a cancelled job")
     retried: list[Item] = []
     for item in iter_items(job_id, status=ItemStatus.FAILED, consistent=True):
+        if retryable is not None and not retryable(item):
+            continue  # nothing to send again (a row or entry that can never be processed): stays failed
         if _reset_failed_item(job_id, item, move_job=not retried):
             retried.append(
                 item.model_copy(
