@@ -32,6 +32,7 @@ _MAX_CACHED = 512
 
 _original_make = UpdateExpressionParser.make
 _original_traverse = ddb_ast.DepthFirstTraverser.traverse  # type: ignore[attr-defined]
+_original_find_clauses = ddb_ast.Node.find_clauses  # type: ignore[attr-defined]
 _original_deepcopy = ddb_validators.deepcopy
 _cache: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -111,6 +112,27 @@ def _traverse(self: Any, node: Any) -> Any:
     return _walk(self, node, -1, tuple(processing), tuple(processing.values()))
 
 
+_descends: dict[type, bool] = {}
+_BRANCHES: tuple[type, ...] = (ddb_ast.Expression, ddb_ast.UpdateExpressionFunction)  # type: ignore[attr-defined]
+
+
+def _find_clauses(self: Any, clause_types: Any) -> list[Any]:
+    # moto's Node.find_clauses (the validator's clause counts and path-overlap checks call it
+    # for every action), with its two ABC isinstance checks per child decided per class.
+    clauses: list[Any] = []
+    for child in self.children or []:
+        kind = type(child)
+        if kind in clause_types:
+            clauses.append(child)
+            continue
+        descend = _descends.get(kind)
+        if descend is None:
+            descend = _descends[kind] = issubclass(kind, _BRANCHES)
+        if descend:
+            clauses.extend(child.find_clauses(clause_types))
+    return clauses
+
+
 class _Parser:
     """Stands in for ``UpdateExpressionParser`` where moto's backend calls ``make``."""
 
@@ -126,6 +148,7 @@ def install() -> None:
     ddb_responses.UpdateExpressionParser = _Parser
     ddb_validators.deepcopy = _deepcopy  # type: ignore[assignment]
     ddb_ast.DepthFirstTraverser.traverse = _traverse  # type: ignore[attr-defined]
+    ddb_ast.Node.find_clauses = _find_clauses  # type: ignore[attr-defined]
     _installed = True
 
 
@@ -136,4 +159,5 @@ def uninstall() -> None:
     ddb_responses.UpdateExpressionParser = UpdateExpressionParser
     ddb_validators.deepcopy = _original_deepcopy
     ddb_ast.DepthFirstTraverser.traverse = _original_traverse  # type: ignore[attr-defined]
+    ddb_ast.Node.find_clauses = _original_find_clauses  # type: ignore[attr-defined]
     _installed = False
