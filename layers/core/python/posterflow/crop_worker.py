@@ -171,6 +171,10 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
     # One look-up per job per batch, as the render worker does: a cancel that lands mid-batch
     # has already finished the pending items, so the rest of the batch counts as already done.
     cancelled: dict[str, bool] = {}
+    # Outcomes are recorded together at the end of the batch (one counter write per job); an
+    # instance that dies before that leaves every message of the batch for redelivery, and the
+    # crops it already wrote are written again under the same keys.
+    outcomes: list[tuple[str, jobs.ItemOutcome, str]] = []
     for record in event.get("Records", []):
         try:
             msg = CropMessage.model_validate_json(record["body"])
@@ -181,16 +185,19 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
             if msg.job_id not in cancelled:
                 cancelled[msg.job_id] = jobs.is_cancelled(msg.job_id)
             if cancelled[msg.job_id]:
-                jobs.finish_item(msg.job_id, msg.item_id, status="cancelled", error="job cancelled")
-                continue
-            try:
-                fields = crop_one(msg)
-            except (PhotoError, zipindex.BadEntry, SourceError) as exc:
-                jobs.finish_item(msg.job_id, msg.item_id, status="failed", error=f"{exc.reason}: {exc.message}")
-                continue
-            jobs.finish_item(msg.job_id, msg.item_id, status="succeeded", **fields)
+                outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.CANCELLED,
+                                           error="job cancelled")
+            else:
+                try:
+                    outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.SUCCEEDED, **crop_one(msg))
+                except (PhotoError, zipindex.BadEntry, SourceError) as exc:
+                    outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.FAILED,
+                                               error=f"{exc.reason}: {exc.message}")
         except Exception:
             logger.exception("crop failed; leaving the message for redelivery",
                              extra={"job_id": msg.job_id, "item_id": msg.item_id})
             failures.append({"itemIdentifier": record["messageId"]})
+            continue
+        outcomes.append((msg.job_id, outcome, record["messageId"]))
+    failures.extend({"itemIdentifier": message_id} for message_id in jobs.finish_batch(outcomes))
     return {"batchItemFailures": failures}

@@ -49,28 +49,32 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
         return {"batchItemFailures": failures}
     outcomes = render_posters(work)
 
-    def record_outcome(job_id: str, item_id: int, message_id: str, outcome: PosterOutput | PosterError) -> bool:
-        """Record one outcome; False when the message should be redelivered."""
-        try:
-            if isinstance(outcome, PosterOutput):
-                jobs.finish_item(job_id, item_id, status="succeeded", output_key=outcome.key,
-                                 timings={"total_ms": outcome.generation_time_ms},
-                                 extra={"template_version": outcome.template_version_used})
-            elif outcome.retryable:
-                return False
-            else:
-                jobs.finish_item(job_id, item_id, status="failed", error=f"{outcome.code}: {outcome.message}")
-        except Exception:
-            logger.exception("recording item outcome failed", extra={"job_id": job_id, "item_id": item_id})
-            return False
-        return True
-
-    # Outcomes are recorded in message order: the progress stream then announces items in the
-    # order their counters moved.
-    for (_s, job_id, item_id), mid, out in zip(work, message_ids, outcomes, strict=True):
-        if not record_outcome(job_id, item_id, mid, out):
-            failures.append({"itemIdentifier": mid})
+    # Outcomes are recorded in message order (the progress stream then announces items in the
+    # order their counters moved), one transaction per job for the batch; a retryable problem
+    # leaves its message for redelivery.
+    failures.extend(record_outcomes(work, message_ids, outcomes))
     return {"batchItemFailures": failures}
+
+
+def record_outcomes(work: list[tuple[PosterSpec, str, int]], message_ids: list[str],
+                    outcomes: list[PosterOutput | PosterError]) -> list[dict[str, str]]:
+    """Record the batch's outcomes; the batch item failures for messages to redeliver."""
+    failures: list[dict[str, str]] = []
+    entries: list[tuple[str, jobs.ItemOutcome, str]] = []
+    for (_spec, job_id, item_id), message_id, outcome in zip(work, message_ids, outcomes, strict=True):
+        if isinstance(outcome, PosterOutput):
+            recorded = jobs.ItemOutcome(item_id=item_id, status=jobs.ItemStatus.SUCCEEDED, output_key=outcome.key,
+                                        timings={"total_ms": outcome.generation_time_ms},
+                                        extra={"template_version": outcome.template_version_used})
+        elif outcome.retryable:
+            failures.append({"itemIdentifier": message_id})
+            continue
+        else:
+            recorded = jobs.ItemOutcome(item_id=item_id, status=jobs.ItemStatus.FAILED,
+                                        error=f"{outcome.code}: {outcome.message}")
+        entries.append((job_id, recorded, message_id))
+    failures.extend({"itemIdentifier": message_id} for message_id in jobs.finish_batch(entries))
+    return failures
 
 
 def handle_direct(event: dict[str, Any]) -> dict[str, Any]:

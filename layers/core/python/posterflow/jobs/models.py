@@ -179,6 +179,17 @@ class FinishOutcome(_Model):
         return self.result == FinishResult.FINISHED
 
 
+class ItemOutcome(_Model):
+    """One item's result, as a worker records it (see :func:`posterflow.jobs.finish_items`)."""
+
+    item_id: int
+    status: ItemStatus
+    output_key: str | None = None
+    error: str | None = None
+    timings: dict[str, float] | None = None
+    extra: dict[str, Any] | None = None
+
+
 class TotalSet(_Model):
     job: Job
     finalize_started: bool = False
