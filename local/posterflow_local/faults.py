@@ -96,6 +96,7 @@ class Faults:
         self.stats = FaultStats()
         self._kills: dict[str, _Kill] = {}
         self._drops: dict[str, int] = {}
+        self._targeted: list[list[Any]] = []  # [service, body fragment, times left]
 
     # ---- switching -------------------------------------------------------------------------
     def configure(self, config: FaultConfig) -> None:
@@ -108,6 +109,7 @@ class Faults:
         with self._lock:
             self.config = FaultConfig()
             self._drops.clear()
+            self._targeted.clear()
             for name in list(self._kills):
                 self._runtime.get(name).interceptor = None
             self._kills.clear()
@@ -124,7 +126,31 @@ class Faults:
 
     @property
     def enabled(self) -> bool:
-        return any(rate > 0 for rate in self.config.error_rates.values())
+        return bool(self._targeted) or any(rate > 0 for rate in self.config.error_rates.values())
+
+    def fail_after_applying(self, service: str, body_contains: str, *, times: int = 1) -> None:
+        """The next ``times`` requests to ``service`` whose body contains ``body_contains`` are
+        applied by moto and then answered 500, as a service can after the write landed."""
+        with self._lock:
+            self._targeted.append([service, body_contains.encode(), times])
+
+    def _targeted_hit(self, service: str, environ: dict[str, Any]) -> bool:
+        with self._lock:
+            wanted = [t for t in self._targeted if t[0] == service]
+        if not wanted:
+            return False
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        data = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(data)  # the request goes on with its body intact
+        with self._lock:
+            for target in wanted:
+                if target[2] > 0 and target[1] in data:
+                    target[2] -= 1
+                    if target[2] == 0:
+                        self._targeted.remove(target)
+                    self.stats.injected[f"{service}:InternalError:applied"] += 1
+                    return True
+        return False
 
     # ---- AWS errors ------------------------------------------------------------------------
     def middleware(self) -> Middleware:
@@ -135,7 +161,8 @@ class Faults:
                 service = _service_of(environ)
                 if service is None:
                     return app(environ, start_response)
-                decision = self._decide(service, environ)
+                decision = ("InternalError", True) if self._targeted_hit(service, environ) else \
+                    self._decide(service, environ)
                 if decision is None:
                     return app(environ, start_response)
                 code, applied = decision

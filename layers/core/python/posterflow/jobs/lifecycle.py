@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -243,7 +244,12 @@ def _maybe_start_finalize(job: Job) -> bool:
 
 
 def _claim_finalize(job: Job) -> bool:
+    # The token tells this claim from a sibling's: when DynamoDB answers a 500 after the write
+    # landed, the SDK's retry finds the claim taken, and only the token says it was ours (else
+    # nobody would start the execution until the heal, minutes later).
+    token = uuid.uuid4().hex
     e = Expr().set("finalize_claimed_round", job.finalize_round).set("finalize_claimed_at", time.time())
+    e.set("finalize_claim_token", token)
     claimed = e.name("finalize_claimed_round")
     round_value = e.value(job.finalize_round)
     condition = (
@@ -251,11 +257,13 @@ def _claim_finalize(job: Job) -> bool:
         f"AND {e.name('finalize_round')} = {round_value} AND {e.name('processed')} = {e.name('total')}"
     )
     try:
-        d.ddb().update_item(TableName=d.table(), Key=d.key(d.job_pk(job.job_id), d.META), **e.params(condition))
+        d.ddb().update_item(TableName=d.table(), Key=d.key(d.job_pk(job.job_id), d.META),
+                            ReturnValuesOnConditionCheckFailure="ALL_OLD", **e.params(condition))
         return True
     except ClientError as exc:
         if d.is_conditional_failure(exc):
-            return False
+            current: dict[str, Any] = dict(exc.response.get("Item") or {})  # type: ignore[call-overload]
+            return bool(current.get("finalize_claim_token", {}).get("S") == token)
         raise
 
 
