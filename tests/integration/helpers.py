@@ -59,6 +59,15 @@ def api(cloud: Any, method: str, path: str, body: Any = None, *, raw: bytes | No
     return status, payload, hdrs
 
 
+def upload_card_template(cloud: Any, prefix: str, html: str, *, name: str = "Test card") -> str:
+    """Upload a small 200x100 JPEG template in a fresh section; returns its ``{section}_latest`` id."""
+    section = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    status, body, _ = api(cloud, "POST", "/api/templates/upload", {
+        "section": section, "name": name, "format": "jpeg", "width": 200, "height": 100, "html_content": html})
+    assert status == 201, body
+    return f"{section}_latest"
+
+
 def fetch(url: str) -> bytes:
     import urllib.request
 

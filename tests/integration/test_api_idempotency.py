@@ -8,17 +8,12 @@ from typing import Any
 import pytest
 
 from posterflow import jobs
-from tests.integration.helpers import api
+from tests.integration.helpers import api, upload_card_template
 
 
 @pytest.fixture(scope="module")
 def template_id(cloud: Any) -> str:
-    section = f"idem-{uuid.uuid4().hex[:6]}"
-    status, body, _ = api(cloud, "POST", "/api/templates/upload", {
-        "section": section, "name": "Idem card", "format": "jpeg", "width": 200, "height": 100,
-        "html_content": "<b>{{ consumer_name }}</b>"})
-    assert status == 201, body
-    return f"{section}_latest"
+    return upload_card_template(cloud, "idem", "<b>{{ consumer_name }}</b>", name="Idem card")
 
 
 def _bodies(template_id: str) -> dict[str, dict[str, Any]]:

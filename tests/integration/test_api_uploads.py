@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import io
 import urllib.request
-import uuid
 import zipfile
 from typing import Any
 
 import pytest
 
 from posterflow import jobs
-from tests.integration.helpers import api, wait_for
+from tests.integration.helpers import api, upload_card_template, wait_for
 
 
 @pytest.fixture(scope="module")
 def template_id(cloud: Any) -> str:
-    section = f"upl-{uuid.uuid4().hex[:6]}"
-    status, body, _ = api(cloud, "POST", "/api/templates/upload", {
-        "section": section, "name": "Upload card", "format": "jpeg", "width": 200, "height": 100,
-        "html_content": "<div style='font:18px sans-serif'>{{ username }} {{ score }}</div>"})
-    assert status == 201, body
-    return f"{section}_latest"
+    return upload_card_template(cloud, "upl", "<div style='font:18px sans-serif'>{{ username }} {{ score }}</div>",
+                                name="Upload card")
 
 
 def _put(upload: dict[str, Any], data: bytes) -> int:

@@ -6,16 +6,12 @@ import uuid
 from typing import Any
 
 from posterflow import aws, jobs
-from tests.integration.helpers import api, wait_for
+from tests.integration.helpers import upload_card_template, wait_for
 
 
 def _template(cloud: Any) -> str:
-    section = f"csv-{uuid.uuid4().hex[:6]}"
-    status, body, _ = api(cloud, "POST", "/api/templates/upload", {
-        "section": section, "name": "CSV card", "format": "jpeg", "width": 200, "height": 100,
-        "html_content": "<div style='font:20px sans-serif'>{{ username }} — {{ score }}</div>"})
-    assert status == 201, body
-    return f"{section}_latest"
+    return upload_card_template(cloud, "csv", "<div style='font:20px sans-serif'>{{ username }} — {{ score }}</div>",
+                                name="CSV card")
 
 
 def _wait_done(key: str) -> jobs.Job:

@@ -13,18 +13,13 @@ import uuid
 from typing import Any
 
 from posterflow import aws, jobs, template_store
-from tests.integration.helpers import api, make_queue, wait_for
+from tests.integration.helpers import make_queue, upload_card_template, wait_for
 
 N = 30
 
 
 def test_killed_worker_loses_nothing(cloud: Any) -> None:
-    section = f"killed-{uuid.uuid4().hex[:6]}"
-    status, body, _ = api(cloud, "POST", "/api/templates/upload", {
-        "section": section, "name": "Killed", "format": "jpeg", "width": 200, "height": 100,
-        "html_content": "<p>{{ name }}</p>"})
-    assert status == 201, body
-    tv = template_store.get(f"{section}_latest")
+    tv = template_store.get(upload_card_template(cloud, "killed", "<p>{{ name }}</p>", name="Killed"))
     real = cloud.runtime.get(cloud.spec.function("render").name)
     kills = {"left": 2, "half_done": 0}
 
