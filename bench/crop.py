@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ for extra in (ROOT / "layers" / "core" / "python", ROOT / "local", ROOT / "tests
 GOAL_12MP = 30.0
 GOAL_SMALL = 80.0
 GOAL_E2E_RATIO = 0.8
+POLL_S = 0.25
 STAGES = ("decode_ms", "detect_ms", "crop_ms", "encode_ms", "total_ms")
 
 _photos: dict[str, bytes] = {}
@@ -151,6 +153,7 @@ def _run_zip(bucket: str, key: str, data: bytes, timeout_s: float) -> dict[str, 
     began = time.monotonic()
     s3.put_object(Bucket=bucket, Key=key, Body=data)
     in_s3 = time.monotonic()
+    wall_in_s3 = time.time()
     cpu_in_s3 = time.process_time()
     deadline = in_s3 + timeout_s
     job: Any = None
@@ -169,20 +172,32 @@ def _run_zip(bucket: str, key: str, data: bytes, timeout_s: float) -> dict[str, 
                 marks.setdefault("all_items_s", time.monotonic() - in_s3)
             if job.is_final:
                 break
-        time.sleep(0.05)
-    done = time.monotonic()
+        # Four looks a second, as a client would poll: every look is a DynamoDB read on the
+        # same process and GIL as the pipeline. The end time comes from the job record.
+        time.sleep(POLL_S)
+    seen_done = time.monotonic()
     cpu_s = time.process_time() - cpu_in_s3
     if job is None or not job.is_final:
         raise RuntimeError(f"the job for {key} did not finish within {timeout_s} s")
+    done = in_s3 + _completed_after(job, wall_in_s3, seen_done - in_s3)
     crops = s3.list_objects_v2(Bucket=bucket, Prefix=f"outputs/{job.job_id}/").get("KeyCount", 0)
     faces = sum(1 for i in jobs.iter_items(job.job_id) if i.extra.get("face_detected"))
     return {"job_status": str(job.status), "total": job.total, "succeeded": job.succeeded, "failed": job.failed,
             "faces_found": faces, "crops_in_s3": crops, "upload_s": round(in_s3 - began, 3),
             "e2e_s": round(done - in_s3, 3), "archive": bool(job.archive_key),
-            # CPU of this whole process (every function instance, moto, the pollers) over the run:
-            # 2.0 would be both cores busy the whole time.
-            "cores_busy": round(cpu_s / max(done - in_s3, 1e-9), 2),
+            # CPU of this whole process (every function instance, moto, the pollers) until the
+            # completion was seen: 2.0 would be both cores busy the whole time.
+            "cores_busy": round(cpu_s / max(seen_done - in_s3, 1e-9), 2),
             **{name: round(value, 3) for name, value in marks.items()}}
+
+
+def _completed_after(job: Any, wall_start: float, seen_s: float) -> float:
+    """Seconds from ``wall_start`` (epoch) to the job's recorded completion; the moment it was
+    seen (``seen_s``) if the record has no completion time."""
+    if not job.completed_at:
+        return seen_s
+    completed = datetime.fromisoformat(job.completed_at).timestamp()
+    return min(seen_s, max(0.0, completed - wall_start))
 
 
 def _wait_final(job_id: str, began: float, timeout_s: float) -> Any:
@@ -192,7 +207,7 @@ def _wait_final(job_id: str, began: float, timeout_s: float) -> Any:
         job = jobs.get_job(job_id)
         if job.is_final:
             return job
-        time.sleep(0.05)
+        time.sleep(POLL_S)
     raise RuntimeError(f"job {job_id} did not finish within {timeout_s} s")
 
 
@@ -213,8 +228,9 @@ def _run_add_images(api_url: str, bucket: str, photo: bytes, count: int) -> dict
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as response:
         batch_id = json.loads(response.read())["batchId"]
+    wall_began = time.time() - (time.monotonic() - began)
     job = _wait_final(batch_id, began, timeout_s=900)
-    elapsed = time.monotonic() - began
+    elapsed = _completed_after(job, wall_began, time.monotonic() - began)
     return {"job_status": str(job.status), "succeeded": job.succeeded, "e2e_s": round(elapsed, 3),
             "photos_per_s": round(count / elapsed, 1)}
 
