@@ -344,6 +344,8 @@ def main() -> None:
         # same per-photo work as the crop function, without the cloud around it.
         "e2e_ratio_vs_zip_read": (round(e2e["photos_per_s"] / results["12mp_zip"]["photos_per_s"], 2)
                                   if e2e is not None and "12mp_zip" in results else None),
+        # The other reading of the goal: the end-to-end rate against the 30/s 12 MP target itself.
+        "e2e_ratio_vs_goal_rate": (round(e2e["photos_per_s"] / GOAL_12MP, 2) if e2e is not None else None),
         "e2e_goal_ratio": GOAL_E2E_RATIO,
         "e2e_goal_met": e2e_ratio is not None and e2e_ratio >= GOAL_E2E_RATIO,
         "e2e": e2e,
