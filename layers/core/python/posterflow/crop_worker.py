@@ -132,11 +132,38 @@ def _read_object(bucket: str, key: str, etag: str | None, max_bytes: int) -> byt
     return bytes(body.read())
 
 
-def read_photo(msg: CropMessage) -> bytes:
+class BatchArchives:
+    """The ZIP readers of one batch of messages, one per archive. The first photo read from an
+    archive fetches every entry the batch wants from it in as few ranged GETs as the layout
+    allows (:class:`zipindex.PrefetchingReader`); the rest are then read from memory."""
+
+    def __init__(self, messages: list[CropMessage]) -> None:
+        self._wanted: dict[tuple[str, str, str | None], list[zipindex.ZipEntry]] = {}
+        for msg in messages:
+            if msg.key is not None and msg.entry is not None:
+                self._wanted.setdefault(self._archive(msg), []).append(msg.entry)
+        self._readers: dict[tuple[str, str, str | None], zipindex.PrefetchingReader] = {}
+
+    @staticmethod
+    def _archive(msg: CropMessage) -> tuple[str, str, str | None]:
+        return msg.bucket or config.bucket(), msg.key or "", msg.etag
+
+    def reader(self, msg: CropMessage) -> zipindex.RangeReader:
+        archive = self._archive(msg)
+        found = self._readers.get(archive)
+        if found is None:
+            bucket, key, etag = archive
+            found = zipindex.PrefetchingReader(zipindex.S3RangeReader(bucket, key, etag=etag))
+            found.prefetch(self._wanted.get(archive, []))
+            self._readers[archive] = found
+        return found
+
+
+def read_photo(msg: CropMessage, archives: BatchArchives | None = None) -> bytes:
     """The photo's bytes. Raises SourceError / PhotoError / zipindex.BadEntry for the item."""
     if msg.key is not None and msg.entry is not None:
-        reader = zipindex.S3RangeReader(msg.bucket or config.bucket(), msg.key, etag=msg.etag)
-        return zipindex.read_entry(reader, msg.entry)
+        archives = archives or BatchArchives([msg])
+        return zipindex.read_entry(archives.reader(msg), msg.entry)
     if msg.key is not None:
         return _read_object(msg.bucket or config.bucket(), msg.key, msg.etag, msg.options.max_bytes)
     try:
@@ -146,9 +173,9 @@ def read_photo(msg: CropMessage) -> bytes:
         raise SourceError(reason, exc.reason) from None
 
 
-def crop_one(msg: CropMessage) -> dict[str, Any]:
+def crop_one(msg: CropMessage, archives: BatchArchives | None = None) -> dict[str, Any]:
     """Crop one photo and store it; returns the item fields. Raises PhotoError/BadEntry/SourceError."""
-    results = crop_photo(read_photo(msg), msg.options)
+    results = crop_photo(read_photo(msg, archives), msg.options)
     s3 = aws.client("s3")
     keys = []
     for rank, result in enumerate(results):
@@ -175,12 +202,14 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
     # instance that dies before that leaves every message of the batch for redelivery, and the
     # crops it already wrote are written again under the same keys.
     outcomes: list[tuple[str, jobs.ItemOutcome, str]] = []
+    messages: list[tuple[dict[str, Any], CropMessage]] = []
     for record in event.get("Records", []):
         try:
-            msg = CropMessage.model_validate_json(record["body"])
+            messages.append((record, CropMessage.model_validate_json(record["body"])))
         except ValidationError as exc:
             logger.error("dropping malformed crop message", extra={"error": str(exc), "body": record["body"][:500]})
-            continue
+    archives = BatchArchives([msg for _, msg in messages])
+    for record, msg in messages:
         try:
             if msg.job_id not in cancelled:
                 cancelled[msg.job_id] = jobs.is_cancelled(msg.job_id)
@@ -189,7 +218,8 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
                                            error="job cancelled")
             else:
                 try:
-                    outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.SUCCEEDED, **crop_one(msg))
+                    outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.SUCCEEDED,
+                                               **crop_one(msg, archives))
                 except (PhotoError, zipindex.BadEntry, SourceError) as exc:
                     outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.FAILED,
                                                error=f"{exc.reason}: {exc.message}")

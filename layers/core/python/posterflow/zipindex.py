@@ -21,12 +21,12 @@ import posixpath
 import struct
 import unicodedata
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 import deflate as libdeflate
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from posterflow import aws
@@ -644,6 +644,72 @@ def classify(
 # much beyond the name with the data makes one GET per entry the normal case.
 _LOCAL_EXTRA_GUESS = 256
 
+# A worker's batch of entries is fetched in runs: neighbours at most PREFETCH_MAX_GAP apart join
+# one ranged GET, up to PREFETCH_MAX_BYTES held per batch.
+PREFETCH_MAX_BYTES = 64 * 1024 * 1024
+PREFETCH_MAX_GAP = 1024 * 1024
+
+
+def entry_span(entry: ZipEntry) -> tuple[int, int]:
+    """Offset and length of what :func:`read_entry` reads first: the local header (with room
+    for a usual extra field) and the data."""
+    guess = _LOCAL.size + len(entry.name.encode("utf-8")) + _LOCAL_EXTRA_GUESS
+    return entry.local_header_offset, guess + entry.compressed_size
+
+
+class PrefetchingReader:
+    """A :class:`RangeReader` that answers reads inside spans fetched ahead from memory and
+    passes every other read to ``inner``.
+
+    The splitter queues entries in archive order, so the ten entries of a worker's batch are
+    usually neighbours: one ranged GET for all of them instead of ten (on S3, nine first-byte
+    waits fewer). Prefetching is only an optimisation: a run that cannot be fetched is left to
+    the per-entry reads, which fail or retry exactly as they would have.
+    """
+
+    def __init__(self, inner: RangeReader) -> None:
+        self._inner = inner
+        self._spans: list[tuple[int, bytes]] = []
+
+    def size(self) -> int:
+        return self._inner.size()
+
+    def prefetch(
+        self, entries: Iterable[ZipEntry], *, max_bytes: int = PREFETCH_MAX_BYTES, max_gap: int = PREFETCH_MAX_GAP
+    ) -> int:
+        """Fetch the entries' spans in as few reads as the layout and ``max_bytes`` allow;
+        returns the number of reads made."""
+        runs: list[list[int]] = []  # [start, end, entries] of each run
+        budget = max_bytes
+        for start, length in sorted(entry_span(e) for e in entries):
+            if runs and start - runs[-1][1] <= max_gap:
+                grows_by = max(start + length - runs[-1][1], 0)  # the gap included
+                if grows_by <= budget:
+                    budget -= grows_by
+                    runs[-1][1] += grows_by
+                    runs[-1][2] += 1
+                    continue
+            if length <= budget:
+                budget -= length
+                runs.append([start, start + length, 1])
+        reads = 0
+        for start, end, count in runs:
+            if count < 2:
+                continue  # the entry's own read is the same single GET
+            try:
+                data = self._inner.read(start, end - start)
+            except (BadZip, ClientError, BotoCoreError, OSError):
+                continue  # the entries' own reads will meet (and report) the same problem
+            reads += 1
+            self._spans.append((start, data))
+        return reads
+
+    def read(self, offset: int, length: int) -> bytes:
+        for start, data in self._spans:
+            if start <= offset and offset + length <= start + len(data):
+                return data[offset - start : offset - start + length]
+        return self._inner.read(offset, length)
+
 
 def read_entry(
     reader: RangeReader, entry: ZipEntry, *, max_size: int | None = None, limits: ZipLimits = DEFAULT_LIMITS
@@ -676,8 +742,7 @@ def read_entry(
 
 
 def _read_and_inflate(reader: RangeReader, entry: ZipEntry, cap: int) -> bytes:
-    guess = _LOCAL.size + len(entry.name.encode("utf-8")) + _LOCAL_EXTRA_GUESS
-    buf = reader.read(entry.local_header_offset, guess + entry.compressed_size)
+    buf = reader.read(*entry_span(entry))
     if len(buf) < _LOCAL.size or buf[:4] != _LOCAL_SIG:
         raise BadEntry("corrupt_entry", f"no local file header at byte {entry.local_header_offset}")
     (_, _, local_flags, _, _, _, _, _, _, name_len, extra_len) = _LOCAL.unpack_from(buf)
