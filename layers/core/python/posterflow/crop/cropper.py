@@ -17,6 +17,7 @@ import numpy as np
 
 from posterflow.crop import decode as decoding
 from posterflow.crop.detector import Face, get_detector
+from posterflow.crop.heap import keep_buffers_in_heap
 from posterflow.crop.models import Box, CropOptions, CropResult, PhotoError, Timings
 
 _ENCODINGS = {
@@ -86,6 +87,7 @@ def crop_photo(data: bytes, options: CropOptions | None = None) -> list[CropResu
     centre crop with ``face_detected=False``. Raises :class:`PhotoError` for a photo that
     cannot be decoded or is refused (empty, too large, pixel bomb, truncated, corrupt)."""
     opts = options or CropOptions()
+    keep_buffers_in_heap()
     if len(data) > opts.max_bytes:
         raise PhotoError("too_large", f"{len(data)} bytes exceeds the limit of {opts.max_bytes}")
     start = time.perf_counter()
