@@ -2,9 +2,9 @@
 
 A message names its photo in one of three ways: an entry of a ZIP in S3 (the splitter's
 messages; range-read, a batch's neighbouring entries in one GET, and inflated alone), an S3
-key of the project bucket, or an allow-listed
-URL (both from ``POST /api/batch/add-images``). A photo that cannot be read or used fails its
-item with the reason; AWS errors are left for SQS to redeliver (batch item failures).
+key of the project bucket, or an allow-listed URL (both from ``POST /api/batch/add-images``).
+A photo that cannot be read or used fails its item with the reason; AWS errors are left for
+SQS to redeliver (batch item failures).
 """
 
 from __future__ import annotations
