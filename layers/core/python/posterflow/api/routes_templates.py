@@ -13,27 +13,28 @@ from posterflow.api.errors import ApiError
 from posterflow.api.render_client import invoke_render, read_output
 
 
-class TemplateUpload(BaseModel):
-    section: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
+class _TemplateBody(BaseModel):
+    """What an upload and an update (a new version) both carry."""
+
     html_content: str = Field(min_length=1)
     set_as_active: bool = True
     placeholders: list[templating.Placeholder] | None = None
     width: int | None = Field(None, ge=1, le=8000)
     height: int | None = Field(None, ge=1, le=8000)
     size: str | None = None
+
+
+class TemplateUpload(_TemplateBody):
+    section: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
     format: str = "png"
     javascript: bool = False
 
 
-class TemplateUpdate(BaseModel):
+class TemplateUpdate(_TemplateBody):
+    """A new version: unset name, size and output fields keep the current version's values."""
+
     name: str | None = Field(None, max_length=200)
-    html_content: str = Field(min_length=1)
-    set_as_active: bool = True
-    placeholders: list[templating.Placeholder] | None = None
-    width: int | None = Field(None, ge=1, le=8000)
-    height: int | None = Field(None, ge=1, le=8000)
-    size: str | None = None
     format: str | None = None
     javascript: bool | None = None
 
