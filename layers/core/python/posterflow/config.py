@@ -8,8 +8,13 @@ at import, because the local cloud runs several functions in one process.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from posterflow import resources as r
+from posterflow import signing_keys
+
+T = TypeVar("T")
 
 
 class ConfigError(RuntimeError):
@@ -63,6 +68,54 @@ def retention_days() -> int:
     return int(os.environ.get(r.ENV_RETENTION_DAYS, "30"))
 
 
+# The signing secret (download links, job tokens, webhook secrets). Functions get the ARN of a
+# Secrets Manager secret and read the value at run time, so the value is in no function's
+# configuration; the local cloud creates the secret in its embedded Secrets Manager and sets the
+# same variable. The direct value is an override for tests and local experiments only.
+ENV_SIGNING_SECRET_ARN = "POSTERFLOW_SIGNING_SECRET_ARN"
+ENV_SIGNING_SECRET = "POSTERFLOW_SIGNING_SECRET"
+
+
+def _direct_signing_secret() -> bytes | None:
+    value = os.environ.get(ENV_SIGNING_SECRET)
+    return value.encode() if value else None
+
+
+def _signing_secret_arn() -> str:
+    arn = os.environ.get(ENV_SIGNING_SECRET_ARN)
+    if not arn:
+        # No fallback value: a constant in the source would let anyone forge links and tokens.
+        raise ConfigError(
+            f"environment variable {ENV_SIGNING_SECRET_ARN} is not set: it names the Secrets Manager "
+            f"secret that signs download links and job tokens (tests and local experiments may set "
+            f"{ENV_SIGNING_SECRET} to the value instead)"
+        )
+    return arn
+
+
+def _from_secrets_manager(read: Callable[[str], T]) -> T:
+    arn = _signing_secret_arn()
+    try:
+        return read(arn)
+    except signing_keys.SecretUnavailable as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def signing_secret() -> bytes:
-    """Secret for download-link tokens, job tokens and webhook signatures."""
-    return os.environ.get("POSTERFLOW_SIGNING_SECRET", "posterflow-local-dev-secret").encode()
+    """The current signing secret: what new tokens are signed with."""
+    return _direct_signing_secret() or _from_secrets_manager(signing_keys.current)
+
+
+def previous_signing_secret() -> bytes | None:
+    """The version before the last rotation (tokens signed with it stay valid), or None."""
+    if _direct_signing_secret() is not None:
+        return None
+    return _from_secrets_manager(signing_keys.previous)
+
+
+def refresh_signing_secret() -> bool:
+    """Re-read the secret's versions now (rate-limited); whether they were re-read. A token that
+    no cached version accepts may come from an instance that already sees a newer version."""
+    if _direct_signing_secret() is not None:
+        return False
+    return _from_secrets_manager(signing_keys.refresh)

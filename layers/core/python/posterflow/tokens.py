@@ -2,7 +2,10 @@
 link) and webhook signatures.
 
 Each kind of token signs its own prefix, so a token of one kind is never valid as another.
-The secret comes from :func:`posterflow.config.signing_secret` unless one is passed in.
+The secret comes from :func:`posterflow.config.signing_secret` unless one is passed in. Tokens
+are signed with the secret's current version and verified against the current, then the
+previous version, so rotating the secret does not void the links already sent: a token stays
+valid for its lifetime across one rotation.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Iterator, Sequence
 
 from posterflow import config
 
@@ -38,13 +42,40 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _verification_keys(secret: bytes | None) -> Iterator[bytes]:
+    """The keys a presented token may be signed with, most likely first, read lazily so a good
+    token costs no more than before: the secret passed in (and only it), or the signing
+    secret's current version, its previous version, then both re-read once (rate-limited) in
+    case this instance's cached copy predates a rotation another instance already sees."""
+    if secret is not None:
+        yield secret
+        return
+    yield config.signing_secret()
+    previous = config.previous_signing_secret()
+    if previous is not None:
+        yield previous
+    if config.refresh_signing_secret():
+        yield config.signing_secret()
+        previous = config.previous_signing_secret()
+        if previous is not None:
+            yield previous
+
+
+def _matches(message: str, presented: str, secret: bytes | None) -> bool:
+    # Compared as bytes: compare_digest raises TypeError on non-ASCII str, which a caller's
+    # query string may well hold.
+    given = presented.encode()
+    return any(hmac.compare_digest(_b64(_sign(message, key)).encode(), given)
+               for key in _verification_keys(secret))
+
+
 def job_token(job_id: str, *, secret: bytes | None = None) -> str:
     """The token that lets a client follow one job's progress."""
     return _b64(_sign(f"job:{job_id}", secret))
 
 
 def verify_job_token(job_id: str, token: str, *, secret: bytes | None = None) -> bool:
-    return hmac.compare_digest(job_token(job_id, secret=secret), token)
+    return _matches(f"job:{job_id}", token, secret)
 
 
 def download_token(job_id: str, *, ttl_s: int = DOWNLOAD_TTL_S, now: float | None = None,
@@ -62,8 +93,7 @@ def verify_download_token(job_id: str, token: str, *, now: float | None = None,
     expires_text, sep, signature = token.partition(".")
     if not sep or not expires_text.isdigit() or len(expires_text) > 12:
         raise TokenInvalid("the download link is malformed")
-    expected = _b64(_sign(f"download:{job_id}:{expires_text}", secret))
-    if not hmac.compare_digest(expected, signature):
+    if not _matches(f"download:{job_id}:{expires_text}", signature, secret):
         raise TokenInvalid("the download link is not valid for this job")
     expires = int(expires_text)
     if (time.time() if now is None else now) >= expires:
@@ -71,23 +101,32 @@ def verify_download_token(job_id: str, token: str, *, now: float | None = None,
     return expires
 
 
-def webhook_signature(body: bytes, *, secret: bytes, timestamp: int | None = None) -> str:
-    """The ``X-Posterflow-Signature`` header value: ``t=<unix>,v1=<hex hmac-sha256 of t.body>``."""
+def _webhook_digest(body: bytes, secret: bytes, t: int) -> str:
+    return hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def webhook_signature(body: bytes, *, secret: bytes | Sequence[bytes], timestamp: int | None = None) -> str:
+    """The ``X-Posterflow-Signature`` header value: ``t=<unix>,v1=<hex hmac-sha256 of t.body>``.
+
+    Given several secrets (current first, then previous), the header carries one ``v1`` per
+    secret, so during a rotation a receiver holding either secret can verify the delivery."""
     t = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={digest}"
+    keys = [secret] if isinstance(secret, bytes) else list(secret)
+    return ",".join([f"t={t}", *(f"v1={_webhook_digest(body, key, t)}" for key in keys)])
 
 
 def verify_webhook_signature(body: bytes, header: str, *, secret: bytes, tolerance_s: int = 300,
                              now: float | None = None) -> None:
     """What a webhook receiver does; raises :class:`TokenError` unless the header is a fresh
     signature of ``body``."""
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    t_text, v1 = parts.get("t", ""), parts.get("v1", "")
-    if not t_text.isdigit() or not v1:
+    pairs = [p.split("=", 1) for p in header.split(",") if "=" in p]
+    t_text = next((v for k, v in pairs if k == "t"), "")
+    signatures = [v.encode() for k, v in pairs if k == "v1" and v]
+    if not t_text.isdigit() or not signatures:
         raise TokenInvalid("malformed signature header")
-    expected = webhook_signature(body, secret=secret, timestamp=int(t_text)).split("v1=", 1)[1]
-    if not hmac.compare_digest(expected, v1):
+    expected = _webhook_digest(body, secret, int(t_text)).encode()
+    # Any one v1 matching is enough: a delivery made during a rotation carries one per secret.
+    if not any(hmac.compare_digest(expected, v1) for v1 in signatures):
         raise TokenInvalid("signature mismatch")
     if abs((time.time() if now is None else now) - int(t_text)) > tolerance_s:
         raise TokenExpired("signature timestamp outside the tolerance")
