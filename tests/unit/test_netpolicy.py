@@ -6,7 +6,16 @@ import asyncio
 
 import pytest
 
-from posterflow.render.netpolicy import AllowRule, NetPolicy, PolicyError, asset_bucket_rules
+from posterflow.render.netpolicy import (
+    AllowRule,
+    AssetBucket,
+    AssetRefused,
+    NetPolicy,
+    PolicyError,
+    asset_bucket_rules,
+    asset_key,
+    check_asset_prefix,
+)
 
 DNS = {
     "cdn.example.com": ["93.184.216.34"],
@@ -112,7 +121,8 @@ def test_asset_bucket_rules_follow_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
     (local,) = asset_bucket_rules("posters")
     assert (local.host, local.port, local.path_prefix) == ("127.0.0.1", 5000, "/posters/assets/")
-    assert local.allow_private
+    # The engine serves asset URLs itself and never connects to the endpoint: no loopback pass.
+    assert not local.allow_private
 
 
 def test_from_env_reads_the_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,3 +131,57 @@ def test_from_env_reads_the_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POSTERFLOW_RENDER_ALLOWLIST", "https://cdn.example.com/a/, https://fonts.example.com")
     p = NetPolicy.from_env()
     assert {r.host for r in p.rules} == {"cdn.example.com", "fonts.example.com"}
+
+
+def test_asset_urls_are_recognised_and_yield_the_path_after_assets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    p = NetPolicy(assets=AssetBucket.for_bucket("posters"))
+    assert p.asset_path("http://127.0.0.1:5000/posters/assets/logo.png") == "logo.png"
+    assert p.asset_path("http://127.0.0.1:5000/posters/assets/a/b%20c.png?v=2") == "a/b c.png"
+    # Percent-encoded letters do not slip past the match (S3 would decode them).
+    assert p.asset_path("http://127.0.0.1:5000/posters/%61ssets/logo.png") == "logo.png"
+    assert p.asset_path("http://127.0.0.1:5000/posters/outputs/x.png") is None
+    assert p.asset_path("http://127.0.0.1:5000/other/assets/x.png") is None
+    assert p.asset_path("http://127.0.0.1:5001/posters/assets/x.png") is None
+    assert p.asset_path("data:image/png;base64,AAAA") is None
+    assert NetPolicy().asset_path("http://127.0.0.1:5000/posters/assets/logo.png") is None
+
+
+def test_from_env_knows_the_asset_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("POSTERFLOW_BUCKET", "posters")
+    p = NetPolicy.from_env()
+    assert p.assets is not None and p.assets.bucket == "posters"
+    assert p.asset_path("https://posters.s3.eu-west-1.amazonaws.com/assets/x/logo.png") == "x/logo.png"
+    assert p.asset_path("https://s3.eu-west-1.amazonaws.com/posters/assets/logo.png") == "logo.png"
+    monkeypatch.delenv("POSTERFLOW_BUCKET")
+    assert NetPolicy.from_env().assets is None
+
+
+def test_asset_key_is_scoped_under_the_tenant_prefix() -> None:
+    assert asset_key("assets/acme/", "logo.png") == "assets/acme/logo.png"
+    assert asset_key("assets/acme/", "fonts/a b.woff2") == "assets/acme/fonts/a b.woff2"
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["", "dir/", "../other/logo.png", "a/../../other/x", "./x", "a//b", "a\\..\\b", "%2e%2e/x", "a%2fb", "x\x00"],
+)
+def test_asset_key_refuses_traversal_listing_and_odd_paths(relative: str) -> None:
+    with pytest.raises(AssetRefused):
+        asset_key("assets/acme/", relative)
+
+
+def test_asset_key_needs_a_tenant_prefix() -> None:
+    with pytest.raises(AssetRefused, match="asset_prefix"):
+        asset_key(None, "logo.png")
+
+
+@pytest.mark.parametrize(
+    "prefix", ["assets/", "assets/acme", "uploads/acme/", "assets/../x/", "assets/a//", "/assets/a/"]
+)
+def test_malformed_asset_prefixes_rejected(prefix: str) -> None:
+    with pytest.raises(ValueError):
+        check_asset_prefix(prefix)
+    assert check_asset_prefix("assets/acme/") == "assets/acme/"

@@ -3,9 +3,13 @@
 Default deny: ``data:`` (and in-page ``blob:`` / ``about:``) URLs, the project's asset bucket and
 a configured allow-list of URL prefixes. Even an allow-listed URL is refused when its host
 resolves to a loopback, private, link-local (169.254.169.254, the instance metadata service),
-multicast or reserved address — unless the rule says ``allow_private`` (only the local cloud's
-own moto endpoint needs that). Hostnames are resolved before deciding, so a public-looking
-name that points at 127.0.0.1 is refused too.
+multicast or reserved address — unless the rule says ``allow_private`` (tests and explicit
+private allow-lists only). Hostnames are resolved before deciding, so a public-looking name
+that points at 127.0.0.1 is refused too.
+
+The asset bucket's ``assets/`` URLs (:class:`AssetBucket`) are not fetched over the network at
+all: the render engine recognises them with :meth:`NetPolicy.asset_path` and reads the object
+itself, read-only and scoped to the rendering tenant's prefix (:func:`asset_key`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ _METADATA_NETS = (
 
 class PolicyError(ValueError):
     """A malformed allow-list entry."""
+
+
+class AssetRefused(ValueError):
+    """An asset URL that does not name exactly one object of the tenant's assets."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,22 @@ class AllowRule:
         return (scheme, host, port) == (self.scheme, self.host, self.port) and path.startswith(self.path_prefix)
 
 
+@dataclass(frozen=True)
+class AssetBucket:
+    """The project bucket and the URL prefixes of its ``assets/`` (see :func:`asset_bucket_rules`)."""
+
+    bucket: str
+    urls: tuple[AllowRule, ...]
+
+    @classmethod
+    def for_bucket(cls, bucket: str | None = None) -> AssetBucket | None:
+        """From ``bucket`` or ``POSTERFLOW_BUCKET``; ``None`` when neither is set."""
+        bucket = bucket or os.environ.get(ENV_BUCKET)
+        if not bucket:
+            return None
+        return cls(bucket=bucket, urls=tuple(asset_bucket_rules(bucket)))
+
+
 def is_public_address(address: IPAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return is_public_address(address.ipv4_mapped)
@@ -101,10 +125,12 @@ class NetPolicy:
         self,
         rules: Iterable[AllowRule | str] = (),
         *,
+        assets: AssetBucket | None = None,
         resolver: Resolver | None = None,
         cache_ttl_s: float = 30.0,
     ) -> None:
         self.rules: tuple[AllowRule, ...] = tuple(r if isinstance(r, AllowRule) else AllowRule.parse(r) for r in rules)
+        self.assets = assets
         self._resolve = resolver or system_resolver
         self._ttl = cache_ttl_s
         self._cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
@@ -116,7 +142,28 @@ class NetPolicy:
         rules: list[AllowRule | str] = [*asset_bucket_rules(), *extra]
         rules += _split(os.environ.get(ENV_ASSET_URLS, ""))
         rules += _split(os.environ.get(ENV_ALLOWLIST, ""))
-        return cls(rules)
+        return cls(rules, assets=AssetBucket.for_bucket())
+
+    def asset_path(self, url: str) -> str | None:
+        """The percent-decoded path after the asset bucket's ``assets/`` URL, or ``None`` when
+        ``url`` is not under it. Matched on the decoded path because S3 decodes it too: an
+        encoded ``%61ssets/`` must not pass for a non-asset URL."""
+        if self.assets is None:
+            return None
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            return None
+        try:
+            host = (parts.hostname or "").lower().rstrip(".")
+            port = parts.port or _DEFAULT_PORTS[scheme]
+        except ValueError:
+            return None
+        path = unquote(parts.path or "/")
+        for rule in self.assets.urls:
+            if rule.matches(scheme, host, port, path):
+                return path[len(rule.path_prefix):]
+        return None
 
     async def check(self, url: str) -> Decision:
         parts = urlsplit(url)
@@ -175,16 +222,51 @@ def _split(value: str) -> list[str]:
 
 def asset_bucket_rules(bucket: str | None = None) -> list[AllowRule]:
     """URL prefixes of ``assets/`` in the project bucket: virtual-hosted and path style on AWS,
-    or the local cloud's endpoint (``AWS_ENDPOINT_URL``, on loopback, hence ``allow_private``)."""
+    or the local cloud's endpoint (``AWS_ENDPOINT_URL``). No ``allow_private`` for the local
+    endpoint: the engine serves these URLs from S3 itself and never connects to them."""
     bucket = bucket or os.environ.get(ENV_BUCKET)
     if not bucket:
         return []
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
-        return [AllowRule.parse(f"{endpoint.rstrip('/')}/{bucket}/{ASSETS_PREFIX}", allow_private=True)]
+        return [AllowRule.parse(f"{endpoint.rstrip('/')}/{bucket}/{ASSETS_PREFIX}")]
     return [
         AllowRule.parse(f"https://{bucket}.s3.amazonaws.com/{ASSETS_PREFIX}"),
         AllowRule.parse(f"https://{bucket}.s3.{region}.amazonaws.com/{ASSETS_PREFIX}"),
         AllowRule.parse(f"https://s3.{region}.amazonaws.com/{bucket}/{ASSETS_PREFIX}"),
     ]
+
+
+def _bad_segment(segment: str) -> bool:
+    # Empty, "." and ".." segments, backslashes and control characters: S3 keys have no path
+    # semantics, but nothing that could be normalised into another tenant's key is accepted.
+    return segment in ("", ".", "..") or "\\" in segment or any(ord(c) < 0x20 or ord(c) == 0x7F for c in segment)
+
+
+def check_asset_prefix(prefix: str) -> str:
+    """A tenant's asset prefix must be ``assets/<name>/...`` with plain segments."""
+    if not prefix.startswith(ASSETS_PREFIX) or not prefix.endswith("/"):
+        raise ValueError(f"asset prefix must look like 'assets/<tenant>/', got {prefix!r}")
+    inner = prefix[len(ASSETS_PREFIX):-1]
+    if not inner or any(_bad_segment(s) for s in inner.split("/")) or "%" in inner:
+        raise ValueError(f"asset prefix must look like 'assets/<tenant>/', got {prefix!r}")
+    return prefix
+
+
+def asset_key(asset_prefix: str | None, relative: str) -> str:
+    """The S3 key an asset URL's (decoded) ``relative`` path names under the tenant's prefix.
+
+    Raises :class:`AssetRefused` without a prefix, for a listing (empty or ``.../`` path), a
+    traversal segment or a still-encoded (doubly encoded) path."""
+    if asset_prefix is None:
+        raise AssetRefused("asset URLs are served only for a render with an asset_prefix (tenant)")
+    if not relative or relative.endswith("/"):
+        raise AssetRefused("asset listing is not allowed")
+    if unquote(relative) != relative:
+        raise AssetRefused("doubly encoded asset path")
+    if any(_bad_segment(s) for s in relative.split("/")):
+        raise AssetRefused("path traversal")
+    if len(relative.encode()) > 900:
+        raise AssetRefused("asset path too long")
+    return check_asset_prefix(asset_prefix) + relative
