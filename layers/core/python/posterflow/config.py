@@ -119,3 +119,13 @@ def refresh_signing_secret() -> bool:
     if _direct_signing_secret() is not None:
         return False
     return _from_secrets_manager(signing_keys.refresh)
+
+
+ENV_TEMPLATE_JAVASCRIPT = "POSTERFLOW_TEMPLATE_JAVASCRIPT"
+
+
+def template_javascript_allowed() -> bool:
+    """``POSTERFLOW_TEMPLATE_JAVASCRIPT``: ``allow`` lets templates run JavaScript while they
+    render; anything else, including unset, means ``deny`` (fail closed: a typo never turns
+    scripts on). Read per call, so the local cloud and tests can switch it at run time."""
+    return os.environ.get(ENV_TEMPLATE_JAVASCRIPT, "deny").strip().lower() == "allow"
