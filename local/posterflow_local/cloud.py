@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posterflow import config
 from posterflow import resources as r
 from posterflow_local import (
     fast_dispatch,
@@ -31,7 +32,7 @@ from posterflow_local.event_sources import DynamoStreamPoller, SqsPoller
 from posterflow_local.faults import FaultConfig, Faults
 from posterflow_local.lambda_api import lambda_invoke_middleware
 from posterflow_local.lambda_runtime import Handler, LambdaRuntime, LocalFunction, module_loader
-from posterflow_local.provision import provision
+from posterflow_local.provision import local_signing_secret, provision, provision_signing_secret
 
 log = logging.getLogger("posterflow.local")
 STATIC_DIR = r.REPO_ROOT / "local" / "dashboard"
@@ -74,6 +75,8 @@ class LocalCloud:
         self._stopping = threading.Event()
         self._gc_threshold = gc.get_threshold()
         self.environment: dict[str, str] = {}
+        # Variables every function gets on top of the spec's (the signing secret's ARN).
+        self.extra_environment: dict[str, str] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -103,9 +106,14 @@ class LocalCloud:
             "websocket_url": self.gateway.ws_url,
             "api_url": self.gateway.rest_url,
         })
+        # The secret's ARN, as the stack passes it: functions read the value from (embedded)
+        # Secrets Manager, so the local cloud runs the same code path as AWS.
+        secret_arn = provision_signing_secret(self.spec, local_signing_secret(o.out_dir))
+        self.extra_environment = {config.ENV_SIGNING_SECRET_ARN: secret_arn}
         # Every function gets the same resource variables; only the Powertools service name
         # differs, and that is applied while each handler module is imported.
-        self.environment = r.function_environment(self.spec, self.spec.function("api"), self.refs)
+        self.environment = {**r.function_environment(self.spec, self.spec.function("api"), self.refs),
+                            **self.extra_environment}
         os.environ.update(self.environment)
         os.environ.setdefault("POSTERFLOW_OUT_DIR", str(o.out_dir.resolve()))
         for fn in self.spec.functions:
@@ -136,6 +144,7 @@ class LocalCloud:
     def _register_spec_function(self, fn: r.FunctionSpec) -> None:
         module_file, attribute = fn.handler.rsplit(".", 1)
         env = r.function_environment(self.spec, fn, self.refs) if self.refs else {}
+        env.update(self.extra_environment)
         env.update({
             "AWS_LAMBDA_FUNCTION_NAME": fn.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),

@@ -7,12 +7,26 @@ keys, lifecycle, notifications and state machine definition.
 from __future__ import annotations
 
 import json
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
 from typing import Any
 
 from posterflow import aws
 from posterflow import resources as r
 
+log = logging.getLogger("posterflow.local")
 ACCOUNT_ID = "123456789012"
+# This installation's signing secret, under the out dir: made once, reused on every start so
+# links emailed before a restart keep working.
+SIGNING_SECRET_FILE = "signing-secret"
+SIGNING_SECRET_BYTES = 32
+
+
+class ProvisionError(RuntimeError):
+    pass
 
 
 def function_arn(name: str) -> str:
@@ -169,3 +183,74 @@ def _create_bucket(spec: r.StackSpec, queue_urls: dict[str, str]) -> None:
     s3.put_bucket_notification_configuration(
         Bucket=b.name, NotificationConfiguration={"QueueConfigurations": configs}
     )
+
+
+# ---- the signing secret ----------------------------------------------------------------------
+
+
+def signing_secret_name(spec: r.StackSpec) -> str:
+    """The secret's name, as the stack names it (``infra/posterflow_infra/stack.py``)."""
+    return f"{spec.prefix}/signing-secret"
+
+
+def local_signing_secret(out_dir: Path) -> str:
+    """This installation's signing secret: random on the first start, then read back."""
+    path = out_dir / SIGNING_SECRET_FILE
+    if not path.exists():
+        _create_secret_file(path)
+    return _read_secret_file(path)
+
+
+def _create_secret_file(path: Path) -> None:
+    """Write the whole secret to a private temporary file, then link it into place: the name
+    appears with its content and mode complete, and a concurrent start that won the race keeps
+    its secret (the link fails) rather than being overwritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(SIGNING_SECRET_BYTES) + "\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_secret_file(path: Path) -> str:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("%s was readable by others (mode %o); set to 0600", path, mode)
+        path.chmod(0o600)
+    value = path.read_text().strip()
+    if not value:
+        raise ProvisionError(f"{path} is empty; delete it to make a new signing secret "
+                             "(download links and job tokens already handed out stop working)")
+    return value
+
+
+def provision_signing_secret(spec: r.StackSpec, value: str) -> str:
+    """Store ``value`` as the stack's signing secret in the embedded Secrets Manager; its ARN.
+
+    Functions get the ARN and read the value at run time, exactly as in AWS."""
+    sm = aws.client("secretsmanager")
+    name = signing_secret_name(spec)
+    try:
+        existing = sm.get_secret_value(SecretId=name)
+    except sm.exceptions.ResourceNotFoundException:
+        return _create_signing_secret(name, value)
+    if existing["SecretString"] == value:
+        return str(existing["ARN"])
+    # Another installation's secret, left in this process's embedded AWS by an earlier cloud
+    # with another out dir: replace it outright, so none of its versions verifies our tokens.
+    sm.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    return _create_signing_secret(name, value)
+
+
+def _create_signing_secret(name: str, value: str) -> str:
+    created = aws.client("secretsmanager").create_secret(
+        Name=name, SecretString=value,
+        Description="HMAC key for download links, job tokens and webhook secrets (local cloud)",
+    )
+    return str(created["ARN"])
