@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from posterflow import jobs, template_store, tenancy
+from posterflow.api import body as request_body
 from posterflow.api import (
     routes_batch,
     routes_bulk,
@@ -22,11 +23,11 @@ from posterflow.api import (
 from posterflow.api.errors import ApiError, error_response
 
 logger = Logger(child=True)
-MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 
 
 def build() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    # The body gate (normalise_event) has parsed the JSON body already: the resolver reuses it.
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=request_body.json_body)
     app.enable_swagger(path="/api/docs", title="posterflow API", version="1.0.0")
 
     @app.get("/health")
@@ -86,13 +87,16 @@ def build() -> APIGatewayRestResolver:
 
 
 def normalise_event(event: dict[str, Any]) -> dict[str, Any] | Response[str]:
-    """Bodies that are JSON count as JSON whatever the Content-Type says: the seeds' curl
+    """The body gate's 4xx (size, encoding, JSON limits), else the event for the resolver.
+
+    Bodies that are JSON count as JSON whatever the Content-Type says: the seeds' curl
     examples post JSON with curl's default form content type."""
+    try:
+        request_body.gate(event)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
     body = event.get("body")
-    if body and len(body) > MAX_BODY_BYTES:
-        return error_response(413, "payload_too_large",
-                              "request body is over 6 MB; for large batches upload a manifest with POST /api/uploads")
-    if body and not event.get("isBase64Encoded") and body.lstrip()[:1] in ("{", "["):
+    if body and not event.get("isBase64Encoded") and request_body.looks_like_json(body):
         headers = dict(event.get("headers") or {})
         for k in list(headers):
             if k.lower() == "content-type":

@@ -1,0 +1,224 @@
+"""The request-body gate: every body the API reads as text is checked before the resolver.
+
+Powertools parses bodies with plain ``json.loads`` and the routes store what they get in
+DynamoDB, so some bodies used to end in an unhandled exception (a 502): nesting deep
+enough for a ``RecursionError``, bytes that are not UTF-8, integers over Python's
+int-from-string digit limit, and numbers DynamoDB cannot hold. The gate answers those with
+a 4xx in the API's error shape instead:
+
+* 413 ``payload_too_large``: over Lambda's 6 MB synchronous payload;
+* 400 ``invalid_encoding``: not UTF-8 (see :func:`_check_text` for what that looks like
+  behind API Gateway);
+* 400 ``malformed_json``: not JSON, ``NaN``/``Infinity`` included (they are not JSON);
+* 422 ``too_deep``: objects and arrays nested more than :data:`MAX_DEPTH` levels;
+* 422 ``number_out_of_range``: a number DynamoDB cannot store.
+
+The gate parses each JSON body once and hands the result to the resolver through
+:func:`json_body`, the resolver's JSON deserializer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from contextvars import ContextVar
+from typing import Any
+
+from posterflow.api.errors import ApiError
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+MAX_DEPTH = 64  # levels of objects/arrays; real bodies use 3 or 4
+# DynamoDB numbers: at most 38 significant digits, magnitude 1E-130 to 9.99…E+125.
+MAX_INT_DIGITS = 38
+MIN_MAGNITUDE = 1e-130
+MAX_MAGNITUDE = 1e126  # exclusive
+_INT_LIMIT = 10**MAX_INT_DIGITS  # exclusive
+
+# Lone surrogates cannot be encoded as UTF-8; U+FFFD is what API Gateway leaves for bytes
+# that were not UTF-8.
+_NOT_UTF8 = re.compile("[\ud800-\udfff\ufffd]")
+
+# The body parsed by the last gate call in this thread, for the resolver: (text, value).
+_parsed: ContextVar[tuple[str, Any] | None] = ContextVar("posterflow_parsed_body", default=None)
+
+
+class _NotJsonConstant(Exception):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's json accepts them, JSON does not."""
+
+
+def looks_like_json(text: str) -> bool:
+    """Bodies that are JSON count as JSON whatever the Content-Type says."""
+    return text.lstrip()[:1] in ("{", "[")
+
+
+def gate(event: dict[str, Any]) -> None:
+    """Check the body of a REST proxy event; raise :class:`ApiError` with the 4xx to answer."""
+    _parsed.set(None)  # never hand a previous request's body to this one
+    raw = event.get("body")
+    if not raw:
+        return
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large",
+                       "request body is over 6 MB; for large batches upload a manifest with POST /api/uploads",
+                       {"max_bytes": MAX_BODY_BYTES})
+    content_type = _content_type(event)
+    if event.get("isBase64Encoded"):
+        if not _read_as_text(content_type):
+            return  # binary (multipart, images, …): the route reads the bytes
+        text = _decode_base64_text(raw)
+    else:
+        _check_text(raw)
+        text = raw
+    if looks_like_json(text) or _is_json_type(content_type):
+        value = parse_json(text)
+        if text is raw:
+            _parsed.set((raw, value))
+
+
+def json_body(text: str) -> Any:
+    """The resolver's JSON deserializer: the gate's result for the same text, else a parse."""
+    hit = _parsed.get()
+    if hit is not None and hit[0] is text:
+        _parsed.set(None)  # once: a second read gets its own copy, as with json.loads
+        return hit[1]
+    return json.loads(text)
+
+
+def parse_json(text: str) -> Any:
+    """``text`` as JSON within the limits, or :class:`ApiError`."""
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        # The C scanner recurses per level: far past MAX_DEPTH, so no need to say where.
+        raise _too_deep(None) from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc.msg} "
+                       f"(line {exc.lineno}, column {exc.colno})",
+                       {"error": exc.msg, "line": exc.lineno, "column": exc.colno, "position": exc.pos}) from None
+    except _NotJsonConstant as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc} is not a JSON value; "
+                       "send null or a string instead", {"error": "not a JSON value", "literal": str(exc)}) from None
+    except ValueError:
+        # Integers longer than Python's int-from-string limit (4300 digits) fail inside the parse.
+        raise _out_of_range(None) from None
+    _check_tree(value)
+    return value
+
+
+def _no_constant(literal: str) -> Any:
+    raise _NotJsonConstant(literal)
+
+
+def _content_type(event: dict[str, Any]) -> str:
+    for name, value in (event.get("headers") or {}).items():
+        if name.lower() == "content-type":
+            return str(value or "").strip().lower()
+    return ""
+
+
+def _is_json_type(content_type: str) -> bool:
+    # Powertools parses a body with no Content-Type as JSON too.
+    return not content_type or content_type.startswith("application/json")
+
+
+def _read_as_text(content_type: str) -> bool:
+    """Whether Powertools decodes a base64 body of this type to text (JSON or a form)."""
+    return _is_json_type(content_type) or content_type.startswith("application/x-www-form-urlencoded")
+
+
+def _decode_base64_text(raw: str) -> str:
+    try:
+        data = base64.b64decode(raw)
+    except binascii.Error:
+        raise ApiError(400, "invalid_encoding", "request body is marked base64-encoded but is not base64",
+                       {"encoding": "base64", "position": None}) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(exc.start, "bytes that are not UTF-8") from None
+
+
+def _check_text(text: str) -> None:
+    """Refuse text that did not come from UTF-8.
+
+    Without binary media types (the stack has none) API Gateway passes a body as text and
+    puts U+FFFD in place of each byte that is not UTF-8, so U+FFFD is the only trace an
+    invalid body leaves: it is refused, at the price of refusing a client that really
+    meant to send U+FFFD (a mark of text already damaged). Lone surrogates come from
+    direct invokes whose JSON event escapes them (``"\\udcff"``).
+    """
+    if text.isascii():  # O(1) for str: most bodies stop here
+        return
+    bad = _NOT_UTF8.search(text)
+    if bad is not None:
+        what = "a U+FFFD replacement character, which stands for bytes that were not UTF-8" \
+            if bad.group() == "\ufffd" else "a lone surrogate, which UTF-8 cannot encode"
+        raise _not_utf8(bad.start(), what)
+
+
+def _not_utf8(position: int, what: str) -> ApiError:
+    return ApiError(400, "invalid_encoding",
+                    f"request body is not valid UTF-8 ({what}, at position {position}); send it encoded as UTF-8",
+                    {"encoding": "utf-8", "position": position})
+
+
+# One node of the walk: (container, depth, parent node, key in the parent).
+_Node = tuple[Any, int, Any, Any]
+
+
+def _check_tree(root: Any) -> None:
+    """Depth and numbers of a parsed body, without recursion: an explicit stack of containers."""
+    if not isinstance(root, dict | list):
+        _check_number(root, None)
+        return
+    stack: list[_Node] = [(root, 1, None, None)]
+    while stack:
+        node = stack.pop()
+        container, depth = node[0], node[1]
+        if depth > MAX_DEPTH:
+            raise _too_deep(node)
+        items = container.items() if type(container) is dict else enumerate(container)
+        for key, value in items:
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append((value, depth + 1, node, key))
+            elif kind is int or kind is float:
+                _check_number(value, (node, key))
+
+
+def _check_number(value: Any, where: tuple[_Node, Any] | None) -> None:
+    if type(value) is int:
+        if -_INT_LIMIT < value < _INT_LIMIT:
+            return
+    elif type(value) is float:
+        # NaN fails both comparisons; json gives inf for literals past float's range (1e400).
+        if value == 0.0 or MIN_MAGNITUDE <= abs(value) < MAX_MAGNITUDE:
+            return
+    else:
+        return
+    raise _out_of_range([] if where is None else [*_path(where[0]), where[1]])
+
+
+def _path(node: _Node | None) -> list[Any]:
+    keys: list[Any] = []
+    while node is not None and node[2] is not None:
+        keys.append(node[3])
+        node = node[2]
+    return keys[::-1]
+
+
+def _too_deep(node: _Node | None) -> ApiError:
+    return ApiError(422, "too_deep", f"request body nests objects and arrays more than {MAX_DEPTH} levels deep; "
+                    "flatten the data", {"max_depth": MAX_DEPTH, "path": None if node is None else _path(node)})
+
+
+def _out_of_range(path: list[Any] | None) -> ApiError:
+    at = "" if not path else " at " + ".".join(map(str, path))
+    return ApiError(422, "number_out_of_range",
+                    f"a number in the request body{at} is out of range: integers may have at most {MAX_INT_DIGITS} "
+                    f"digits and other numbers must be 0 or between {MIN_MAGNITUDE:g} and {MAX_MAGNITUDE:g} in "
+                    "magnitude (what DynamoDB stores); send such values as strings",
+                    {"path": path, "max_int_digits": MAX_INT_DIGITS,
+                     "min_magnitude": MIN_MAGNITUDE, "max_magnitude": MAX_MAGNITUDE})
