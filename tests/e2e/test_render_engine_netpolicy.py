@@ -62,7 +62,10 @@ def test_loopback_server_receives_no_request(engine: RenderEngine, servers: Serv
     assert servers.forbidden.requests == []
 
 
-def test_scripts_opted_in_still_cannot_reach_loopback(engine: RenderEngine, servers: Servers) -> None:
+def test_scripts_opted_in_still_cannot_reach_loopback(
+    engine: RenderEngine, servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSTERFLOW_TEMPLATE_JAVASCRIPT", "allow")
     url = servers.forbidden.url
     script = (
         "<p id='out'>none</p><script>"

@@ -49,7 +49,8 @@ def test_relaunch_after_k_renders(private_engine: RenderEngine) -> None:
     assert private_engine.stats.renders == 7
 
 
-def test_relaunch_after_timeouts_in_a_row() -> None:
+def test_relaunch_after_timeouts_in_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTERFLOW_TEMPLATE_JAVASCRIPT", "allow")
     config = EngineConfig(pages=1, restart_after_timeouts=2, policy=NetPolicy())
     spin = RenderRequest(html="<script>while (true) {}</script>", size=SIZE, javascript=True, timeout_s=1)
     with RenderEngine(config) as engine:

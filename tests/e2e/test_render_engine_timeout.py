@@ -22,7 +22,8 @@ def test_resource_that_never_answers_times_out(engine: RenderEngine, servers: Se
     assert after.data.startswith(b"\x89PNG")
 
 
-def test_script_that_never_ends_times_out(engine: RenderEngine) -> None:
+def test_script_that_never_ends_times_out(engine: RenderEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTERFLOW_TEMPLATE_JAVASCRIPT", "allow")
     html = "<html><body><p>spin</p><script>while (true) {}</script></body></html>"
     with pytest.raises(RenderTimeout) as err:
         engine.render(RenderRequest(html=html, size=SIZE, javascript=True, timeout_s=1.5))

@@ -19,7 +19,7 @@ from posterflow.render.engine import (
     get_engine,
     shutdown_engine,
 )
-from posterflow.render.netpolicy import AllowRule, NetPolicy
+from posterflow.render.netpolicy import AllowRule, AssetBucket, NetPolicy
 from posterflow.render.sizes import (
     CONTENT_TYPES,
     EXTENSIONS,
@@ -37,6 +37,7 @@ __all__ = [
     "EXTENSIONS",
     "PRESETS",
     "AllowRule",
+    "AssetBucket",
     "BrowserCrashed",
     "ChromiumNotFound",
     "EngineConfig",

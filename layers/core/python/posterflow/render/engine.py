@@ -12,11 +12,16 @@ Why it is shaped like this (figures in MEASURED.md and bench/render.py):
   navigating, and resources of the same template come from the memory cache.
 - Screenshots go through CDP ``Page.captureScreenshot`` because Playwright's ``screenshot()``
   cannot ask for ``optimizeForSpeed`` (Chromium's PNG encoder at its default level dominates).
-- Untrusted templates: JavaScript is off unless the request opts in; every request leaving the
-  page goes through :class:`~posterflow.render.netpolicy.NetPolicy`; allowed ones are fetched
-  by the Playwright driver hop by hop (each redirect re-checked) and handed to the page. The
-  browser itself is pointed at a proxy that does not exist and cannot resolve any host name,
-  so anything the router does not see (a redirect, preconnect, WebSocket, WebRTC) fails closed.
+- Untrusted templates: JavaScript is off unless the request opts in *and* the deployment allows
+  it (``POSTERFLOW_TEMPLATE_JAVASCRIPT``); every request leaving the page goes through
+  :class:`~posterflow.render.netpolicy.NetPolicy`; allowed ones are fetched by the Playwright
+  driver hop by hop (each redirect re-checked) and handed to the page. The browser itself is
+  pointed at a proxy that does not exist and cannot resolve any host name, so anything the
+  router does not see (a redirect, preconnect, WebSocket, WebRTC) fails closed.
+- A page can only read: GET/HEAD, no body, a short list of harmless headers. The asset bucket's
+  ``assets/`` URLs are never forwarded (a forwarded request would carry whatever the page set,
+  e.g. an S3 copy); the engine reads the object with its own S3 client from the render's
+  ``asset_prefix`` (the tenant's assets) and answers the page itself.
 """
 
 from __future__ import annotations
@@ -35,12 +40,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin
 
+from botocore.exceptions import BotoCoreError, ClientError
 from playwright._impl._api_structures import PdfMargins
 from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from posterflow.render.netpolicy import NetPolicy
+from posterflow import aws, config
+from posterflow.render.netpolicy import AssetRefused, NetPolicy, asset_key, check_asset_prefix
 from posterflow.render.sizes import CONTENT_TYPES, OutputFormat, PageSize, resolve_size
 
 logger = logging.getLogger(__name__)
@@ -71,6 +78,19 @@ ISOLATION_ARGS: tuple[str, ...] = (
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+# Reads only. Anything else a page sends (fetch/XHR PUT, form POST, beacons) is refused.
+_ALLOWED_METHODS = frozenset({"GET", "HEAD"})
+# Headers forwarded with an allowed request; every other header the page or Chromium set is
+# dropped. ``origin`` is set by the browser (not the page) and lets CORS-aware CDNs answer font
+# requests; ``range`` only narrows a read.
+_FORWARDED_HEADERS = frozenset({"accept", "accept-language", "origin", "range", "user-agent"})
+# Credentials and AWS request headers (``x-amz-copy-source`` turns a PUT into an S3 copy): a
+# page that sets one is not loading a resource, so the request is refused and listed.
+_REFUSED_HEADERS = frozenset({"authorization", "proxy-authorization"})
+_REFUSED_HEADER_PREFIXES = ("x-amz-",)
+MAX_ASSET_BYTES = 20 * 1024 * 1024
+_MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 # Runs after the load event: every <img> decoded (so the capture never shows a half-decoded
 # image) and web fonts loaded. Only promises: with JavaScript disabled, page event listeners
@@ -120,6 +140,16 @@ class RenderRequest(BaseModel):
     # "small": its default zlib level.
     png_compression: Literal["fast", "small"] = "fast"
     request_id: str | None = None
+    asset_prefix: str | None = Field(
+        default=None,
+        description="The tenant's assets, e.g. 'assets/<tenant>/': an asset URL '<bucket>/assets/x.png' "
+        "reads '<asset_prefix>x.png'. None: asset URLs are refused.",
+    )
+
+    @field_validator("asset_prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str | None) -> str | None:
+        return None if value is None else check_asset_prefix(value)
 
 
 @dataclass(frozen=True)
@@ -182,10 +212,16 @@ def find_chromium(playwright: Playwright | None = None) -> str | None:
     raise ChromiumNotFound(f"no Chromium found: set {ENV_CHROMIUM} or install Playwright's browser")
 
 
+# (device scale, JavaScript, asset prefix). The asset prefix is part of the key because the same
+# asset URL means a different object per tenant: a context (and its memory cache) never serves
+# two tenants.
+_SlotKey = tuple[float, bool, str | None]
+
+
 @dataclass
 class _Slot:
     browser: Browser
-    key: tuple[float, bool]
+    key: _SlotKey
     context: BrowserContext
     page: Page
     cdp: CDPSession
@@ -225,7 +261,7 @@ class AsyncRenderEngine:
             browser = await self._ensure_browser()
             size = resolve_size()
             while self._slots < min(warm_pages, self.config.pages):
-                self._idle.append(await self._new_slot(browser, (size.scale, False), size))
+                self._idle.append(await self._new_slot(browser, (size.scale, False, None), size))
 
     async def close(self) -> None:
         async with self._lock:
@@ -277,7 +313,7 @@ class AsyncRenderEngine:
 
     # slots --------------------------------------------------------------------------------
 
-    async def _acquire(self, key: tuple[float, bool], size: PageSize) -> _Slot:
+    async def _acquire(self, key: _SlotKey, size: PageSize) -> _Slot:
         await self._sem.acquire()
         try:
             async with self._lock:
@@ -307,9 +343,15 @@ class AsyncRenderEngine:
             self._sem.release()
             raise
 
-    def _take_idle(self, key: tuple[float, bool]) -> _Slot | None:
+    def _take_idle(self, key: _SlotKey) -> _Slot | None:
         for i, slot in enumerate(self._idle):
             if slot.key == key:
+                return self._idle.pop(i)
+        # A page that never rendered has nothing cached for anyone: it may take any tenant
+        # (so the warm pages opened by start() serve the first renders of every tenant).
+        for i, slot in enumerate(self._idle):
+            if not slot.used and slot.key[:2] == key[:2]:
+                slot.key = key
                 return self._idle.pop(i)
         return None
 
@@ -331,8 +373,8 @@ class AsyncRenderEngine:
         except (PlaywrightError, TimeoutError):
             logger.debug("closing a render context failed", exc_info=True)
 
-    async def _new_slot(self, browser: Browser, key: tuple[float, bool], size: PageSize) -> _Slot:
-        scale, javascript = key
+    async def _new_slot(self, browser: Browser, key: _SlotKey, size: PageSize) -> _Slot:
+        scale, javascript, _ = key
         context = await browser.new_context(
             viewport={"width": size.width, "height": size.height},
             device_scale_factor=scale,
@@ -364,31 +406,79 @@ class AsyncRenderEngine:
     # network ------------------------------------------------------------------------------
 
     async def _route(self, route: Route, slot: _Slot) -> None:
-        """Fetch an allowed request hop by hop so every redirect target is checked too."""
+        """Serve asset URLs from S3; fetch other allowed reads hop by hop so every redirect
+        target is checked too."""
         assert self._policy is not None
-        url = route.request.url
+        request = route.request
+        url = request.url
+        # Read now: the slot's key does not change while it renders, but be explicit about
+        # which tenant this request is answered for.
+        asset_prefix = slot.key[2]
         try:
+            refusal = _refusal(request.method, request.headers, request.post_data_buffer)
+            if refusal is not None:
+                await self._block(route, slot, url, refusal)
+                return
+            headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED_HEADERS}
             for _ in range(MAX_REDIRECTS + 1):
+                relative = self._policy.asset_path(url)
+                if relative is not None:
+                    await self._serve_asset(route, slot, url, relative, asset_prefix, head=request.method == "HEAD")
+                    return
                 decision = await self._policy.check(url)
                 if not decision.allowed:
-                    slot.blocked.append(f"{url}: {decision.reason}")
-                    logger.info("blocked template request %s: %s", url, decision.reason)
-                    await route.abort("blockedbyclient")
+                    await self._block(route, slot, url, decision.reason)
                     return
-                response = await route.fetch(url=url, max_redirects=0)
+                response = await route.fetch(url=url, method=request.method, headers=headers, max_redirects=0)
                 location = response.headers.get("location")
                 if response.status in _REDIRECT_STATUSES and location:
                     url = urljoin(url, location)
                     continue
                 await route.fulfill(response=response)
                 return
-            slot.blocked.append(f"{url}: more than {MAX_REDIRECTS} redirects")
-            await route.abort("blockedbyclient")
+            await self._block(route, slot, url, f"more than {MAX_REDIRECTS} redirects")
         except PlaywrightError as exc:
             # The fetch failed, or the page went away (a timed-out render closes its context).
             logger.debug("template request %s failed: %s", url, exc.message)
             with contextlib.suppress(PlaywrightError):
                 await route.abort("failed")
+
+    @staticmethod
+    async def _block(route: Route, slot: _Slot, url: str, reason: str) -> None:
+        slot.blocked.append(f"{url}: {reason}")
+        logger.info("blocked template request %s: %s", url, reason)
+        await route.abort("blockedbyclient")
+
+    async def _serve_asset(
+        self, route: Route, slot: _Slot, url: str, relative: str, asset_prefix: str | None, *, head: bool
+    ) -> None:
+        """Answer an asset URL from the tenant's prefix of the bucket, read-only."""
+        assert self._policy is not None and self._policy.assets is not None
+        try:
+            key = asset_key(asset_prefix, relative)
+        except AssetRefused as exc:
+            await self._block(route, slot, url, str(exc))
+            return
+        bucket = self._policy.assets.bucket
+        try:
+            # boto3 blocks: off the event loop, which also serves the other pages' requests.
+            asset = await asyncio.to_thread(_read_asset, bucket, key, head=head)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("reading asset s3://%s/%s for %s failed: %s", bucket, key, url, exc)
+            await route.abort("failed")
+            return
+        if asset is None:
+            logger.info("template asset %s (s3://%s/%s) does not exist", url, bucket, key)
+            await route.fulfill(status=404, headers={"content-type": "text/plain"}, body=b"not found")
+            return
+        if isinstance(asset, int):
+            await self._block(route, slot, url, f"asset is larger than {MAX_ASSET_BYTES} bytes ({asset})")
+            return
+        content_type, body = asset
+        # "*": fonts and fetch() from the page's opaque origin are CORS requests; the bytes are
+        # the tenant's own and go nowhere but this render.
+        headers = {"content-type": content_type, "access-control-allow-origin": "*"}
+        await route.fulfill(status=200, headers=headers, body=body)
 
     # rendering ----------------------------------------------------------------------------
 
@@ -407,8 +497,13 @@ class AsyncRenderEngine:
 
     async def _render_once(self, request: RenderRequest) -> RenderResult:
         started = time.perf_counter()
+        if request.javascript and not config.template_javascript_allowed():
+            # Defence in depth: a template stored with JavaScript on (an old version, or one
+            # written while the deployment allowed it) renders with it off.
+            logger.info("render %s: JavaScript is disabled for this deployment", request.request_id)
+            request = request.model_copy(update={"javascript": False})
         timeout = request.timeout_s or self.config.timeout_s
-        key = (request.size.scale, request.javascript)
+        key = (request.size.scale, request.javascript, request.asset_prefix)
         try:
             slot = await self._acquire(key, request.size)
         except PlaywrightError as exc:
@@ -586,3 +681,42 @@ def shutdown_engine() -> None:
         if _engine is not None:
             _engine.close()
             _engine = None
+
+
+def _refusal(method: str, headers: dict[str, str], body: bytes | None) -> str | None:
+    """Why a page's request is refused before any URL check, or ``None`` for a plain read."""
+    if method.upper() not in _ALLOWED_METHODS:
+        return f"method {method.upper()} is not allowed"
+    for name in headers:
+        lower = name.lower()
+        if lower in _REFUSED_HEADERS or lower.startswith(_REFUSED_HEADER_PREFIXES):
+            return f"header {lower} is not allowed"
+    if body:
+        return "a request body is not allowed"
+    return None
+
+
+def _read_asset(bucket: str, key: str, *, head: bool) -> tuple[str, bytes] | int | None:
+    """``(content type, bytes)``; ``None`` when missing; the size when over :data:`MAX_ASSET_BYTES`.
+    Runs in a worker thread (boto3 is synchronous)."""
+    s3 = aws.client("s3")
+    try:
+        obj = s3.head_object(Bucket=bucket, Key=key) if head else s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _MISSING_KEY_CODES:
+            return None
+        raise
+    size = int(obj.get("ContentLength") or 0)
+    content_type = str(obj.get("ContentType") or "application/octet-stream")
+    if size > MAX_ASSET_BYTES:
+        if not head:
+            obj["Body"].close()
+        return size
+    if head:
+        return content_type, b""
+    with contextlib.closing(obj["Body"]) as stream:
+        # ContentLength is the object's; read one byte more than allowed in case it lies.
+        data: bytes = stream.read(MAX_ASSET_BYTES + 1)
+    if len(data) > MAX_ASSET_BYTES:
+        return len(data)
+    return content_type, data
