@@ -27,7 +27,12 @@ from posterflow_local.lambda_runtime import InvokeResult, LambdaRuntime
 
 log = logging.getLogger("posterflow.local.apigw")
 
-def rest_event(request: web.Request, body: bytes, stage: str) -> dict[str, Any]:
+# The stack's REST API configures no binary media types (infra/posterflow_infra/apis.py).
+BINARY_MEDIA_TYPES: tuple[str, ...] = ()
+
+
+def rest_event(request: web.Request, body: bytes, stage: str, *,
+               binary_media_types: tuple[str, ...] = BINARY_MEDIA_TYPES) -> dict[str, Any]:
     """The REST API (v1) proxy event for one request."""
     headers = {k: v for k, v in request.headers.items()}
     multi_headers: dict[str, list[str]] = {}
@@ -35,13 +40,7 @@ def rest_event(request: web.Request, body: bytes, stage: str) -> dict[str, Any]:
         multi_headers.setdefault(k, []).append(v)
     query = {k: request.query.getall(k)[-1] for k in request.query}
     multi_query = {k: request.query.getall(k) for k in request.query}
-    # Text bodies arrive as text (any content type), others base64-encoded, as API Gateway
-    # does with binary media types configured for non-text content.
-    try:
-        body_text: str | None = body.decode("utf-8") if body else None
-        is_b64 = False
-    except UnicodeDecodeError:
-        body_text, is_b64 = base64.b64encode(body).decode(), True
+    body_text, is_b64 = _proxy_body(body, request.headers.get("Content-Type"), binary_media_types)
     now = time.time()
     return {
         "resource": "/{proxy+}",
@@ -72,6 +71,28 @@ def rest_event(request: web.Request, body: bytes, stage: str) -> dict[str, Any]:
         "body": body_text,
         "isBase64Encoded": is_b64,
     }
+
+
+def _proxy_body(body: bytes, content_type: str | None, binary_media_types: tuple[str, ...]) -> tuple[str | None, bool]:
+    """The event's ``body`` and ``isBase64Encoded``, as API Gateway's REST proxy makes them.
+
+    API Gateway base64-encodes a body only when its Content-Type matches one of the API's
+    binary media types; any other body goes as UTF-8 text, whatever its bytes, with each
+    byte that is not UTF-8 replaced by U+FFFD (the handler's body gate refuses those).
+    """
+    if not body:
+        return None, False
+    if _is_binary(content_type, binary_media_types):
+        return base64.b64encode(body).decode(), True
+    return body.decode("utf-8", "replace"), False
+
+
+def _is_binary(content_type: str | None, binary_media_types: tuple[str, ...]) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if not media:
+        return False
+    kind = media.split("/", 1)[0]
+    return any(t in ("*/*", media, f"{kind}/*") for t in (b.lower() for b in binary_media_types))
 
 
 def _api_key_id(key: str | None) -> str | None:
