@@ -7,7 +7,6 @@ resource spec defines, with CDK tokens for the deployment-specific values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,6 @@ class Functions(Construct):
         *,
         spec: r.StackSpec,
         refs: r.ResourceRefs,
-        extra_environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, cid)
         self.core_layer = lambda_.LayerVersion(
@@ -82,8 +80,7 @@ class Functions(Construct):
         )
         self.by_key: dict[str, DeployedFunction] = {}
         for fn in spec.functions:
-            environment = {**r.function_environment(spec, fn, refs), **extra_environment}
-            self.by_key[fn.key] = self._function(fn, environment)
+            self.by_key[fn.key] = self._function(fn, r.function_environment(spec, fn, refs))
 
     def __getitem__(self, key: str) -> lambda_.Function:
         return self.by_key[key].function

@@ -58,8 +58,9 @@ def acknowledge_findings(stack: PosterflowStack) -> list[tuple[str, str]]:
     _workflows(stack, _ack)
     _apis(stack, _ack)
     _ack(stack.signing_secret, "SMG4",
-         "rotation would invalidate every download link and job token already emailed or handed out; "
-         "rotate deliberately (new stack parameter) when the key is suspected compromised")
+         "no rotation Lambda: the secret is a random HMAC key with no external system to update, so it is "
+         "rotated by hand with put-secret-value (infra/README.md); functions verify against AWSCURRENT and "
+         "AWSPREVIOUS, so links signed before a rotation stay valid for their lifetime")
     return _ack.made
 
 

@@ -18,21 +18,27 @@ class Access:
     start_workflows: tuple[str, ...] = ()  # state machine keys
     send_email: bool = False
     manage_connections: bool = False  # WebSocket @connections
+    signing_secret: bool = False  # reads the signing secret (signs or verifies tokens, webhooks)
     notes: str = field(default="", compare=False)
 
 
 ACCESS: dict[str, Access] = {
     "api": Access(bucket=True, table=True, send_to=("split", "render", "crop"), invoke=("render",),
-                  start_workflows=("finalize",),
-                  notes="creates jobs, enqueues batches, presigns uploads/downloads, renders single posters"
-                        " synchronously, restarts finalize on retry"),
+                  start_workflows=("finalize",), signing_secret=True,
+                  notes="creates jobs (job tokens), enqueues batches, presigns uploads/downloads, renders single"
+                        " posters synchronously, restarts finalize on retry, checks download links, tells a"
+                        " tenant its webhook secret"),
     "splitter": Access(bucket=True, table=True, send_to=("split", "render", "crop"), start_workflows=("finalize",),
-                       notes="reads uploads, fans out one message per item, queues its own continuation"),
+                       signing_secret=True,
+                       notes="reads uploads, creates the jobs of S3 drops (job tokens), fans out one message per"
+                             " item, queues its own continuation"),
     "render": Access(bucket=True, table=True, start_workflows=("finalize",)),
     "crop": Access(bucket=True, table=True, start_workflows=("finalize",)),
-    "progress": Access(bucket=True, table=True, manage_connections=True,
-                       notes="presigns thumbnail and archive links in the frames it pushes"),
-    "finalize": Access(bucket=True, table=True, send_email=True),
+    "progress": Access(bucket=True, table=True, manage_connections=True, signing_secret=True,
+                       notes="checks the job token on $connect, presigns thumbnail and archive links in the"
+                             " frames it pushes"),
+    "finalize": Access(bucket=True, table=True, send_email=True, signing_secret=True,
+                       notes="signs the emailed download links and the webhooks"),
     "dlq": Access(table=True, start_workflows=("finalize",),
                   notes="fails exhausted items; may be the one that completes the job"),
 }

@@ -13,6 +13,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
+from posterflow import config
 from posterflow import resources as r
 from posterflow_infra.apis import RestApi, WebSocketApi
 from posterflow_infra.functions import Functions
@@ -27,7 +28,6 @@ from posterflow_infra.workflow import FinalizeWorkflow, state_machine_arn
 # to isolate a bad record, and drop records older than an hour rather than block the shard.
 STREAM_RETRY_ATTEMPTS = 2
 STREAM_MAX_RECORD_AGE = Duration.hours(1)
-SIGNING_SECRET_ENV = "POSTERFLOW_SIGNING_SECRET"
 
 
 class PosterflowStack(Stack):
@@ -46,6 +46,9 @@ class PosterflowStack(Stack):
         self.websocket = WebSocketApi(self, "WebSocket", spec=spec,
                                       logging_ready=self.rest.api.node.try_find_child("Account"))
         self.sender = ses.EmailIdentity(self, "Sender", identity=ses.Identity.email(spec.ses_sender))
+        # Functions get its ARN and read the value at run time (posterflow.signing_keys), so the
+        # value is in no template and no function configuration. The local cloud creates the
+        # same secret, by the same name, in its embedded Secrets Manager.
         self.signing_secret = secretsmanager.Secret(
             self, "SigningSecret",
             secret_name=f"{spec.prefix}/signing-secret",
@@ -67,11 +70,7 @@ class PosterflowStack(Stack):
             websocket_url=self.websocket.url,
             api_url=self.rest.url,
         )
-        self.functions = Functions(
-            self, "Functions", spec=spec, refs=refs,
-            # A CloudFormation dynamic reference: resolved at deploy, never in the template.
-            extra_environment={SIGNING_SECRET_ENV: self.signing_secret.secret_value.unsafe_unwrap()},
-        )
+        self.functions = Functions(self, "Functions", spec=spec, refs=refs)
         fns = {key: d.function for key, d in self.functions.by_key.items()}
 
         self.workflows = {
@@ -141,6 +140,9 @@ class PosterflowStack(Stack):
                 self.sender.grant(fn, "ses:SendEmail", "ses:SendRawEmail")
             if access.manage_connections:
                 self.websocket.grant_manage_connections(fn)
+            if access.signing_secret:
+                self.signing_secret.grant_read(fn)
+                fn.add_environment(config.ENV_SIGNING_SECRET_ARN, self.signing_secret.secret_arn)
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.rest.url, description="REST API base URL (send x-api-key)")
