@@ -150,6 +150,15 @@ def test_missing_previous_version_is_normal_and_not_asked_for_on_every_bad_token
     assert fake_sm.calls.count("AWSCURRENT") <= 3
 
 
+def test_previous_version_is_looked_for_again_once_the_current_one_changes(fake_sm: FakeSecretsManager) -> None:
+    old = tokens.job_token("job1")
+    assert not tokens.verify_job_token("job1", "forged")  # learns "no previous"; uses up the refresh
+    fake_sm.rotate("second-version")
+    signing_keys.current(ARN, force=True)  # this instance's cached current expires and is re-read
+    # No refresh is allowed yet (rate limit): the old token is found through the previous version.
+    assert tokens.verify_job_token("job1", old)
+
+
 def test_instance_with_a_stale_cache_accepts_tokens_of_the_new_version(
         fake_sm: FakeSecretsManager, clock: list[float]) -> None:
     assert config.signing_secret() == b"first-version"  # this instance caches the old version

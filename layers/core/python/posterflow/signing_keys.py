@@ -37,9 +37,10 @@ class SecretUnavailable(RuntimeError):
 
 _lock = threading.Lock()
 _providers: dict[str, SecretsProvider] = {}
-# (secret id, stage) → monotonic time until which "this stage has no version" is believed:
-# before the first rotation there is no previous version, and each bad token would ask again.
-_missing_until: dict[tuple[str, str], float] = {}
+# secret id → the current value seen when the secret had no previous version. Before the first
+# rotation there is none, and each bad token would ask again; a previous version only appears
+# when the current one changes, so the belief holds exactly as long as the current value.
+_no_previous_while: dict[str, bytes] = {}
 _last_refresh: dict[str, float] = {}
 
 
@@ -66,7 +67,7 @@ def clear_cache() -> None:
     """Forget every cached value (tests; a new execution environment starts this way)."""
     with _lock:
         _providers.clear()
-        _missing_until.clear()
+        _no_previous_while.clear()
         _last_refresh.clear()
 
 
@@ -88,32 +89,36 @@ def _as_bytes(value: object) -> bytes:
 
 
 def read(secret_id: str, stage: str, *, force: bool = False) -> bytes | None:
-    """The value of ``stage``, or None if the secret has no version in that stage."""
-    key = (secret_id, stage)
-    if not force and _missing_until.get(key, 0.0) > _monotonic():
-        return None
+    """The value of ``stage``, or None if the secret has no version in that stage (a missing
+    current version is an error)."""
     try:
         value = _provider(stage).get(secret_id, max_age=MAX_AGE_S, force_fetch=force, VersionStage=stage)
     except GetParameterError as exc:
         if _error_code(exc) == "ResourceNotFoundException" and stage != CURRENT:
-            _missing_until[key] = _monotonic() + MAX_AGE_S
             return None
         raise SecretUnavailable(f"cannot read {stage} of the signing secret {secret_id}: {exc}") from exc
-    _missing_until.pop(key, None)
     if not value:
         raise SecretUnavailable(f"the signing secret {secret_id} is empty")
     return _as_bytes(value)
 
 
-def current(secret_id: str) -> bytes:
-    value = read(secret_id, CURRENT)
+def current(secret_id: str, *, force: bool = False) -> bytes:
+    value = read(secret_id, CURRENT, force=force)
     assert value is not None  # read() raises for a missing current version
     return value
 
 
-def previous(secret_id: str) -> bytes | None:
+def previous(secret_id: str, *, force: bool = False) -> bytes | None:
     """None before the first rotation: a missing previous version is normal."""
-    return read(secret_id, PREVIOUS)
+    now_current = current(secret_id)
+    if not force and _no_previous_while.get(secret_id) == now_current:
+        return None
+    value = read(secret_id, PREVIOUS, force=force)
+    if value is None:
+        _no_previous_while[secret_id] = now_current
+    else:
+        _no_previous_while.pop(secret_id, None)
+    return value
 
 
 def refresh(secret_id: str) -> bool:
@@ -125,6 +130,6 @@ def refresh(secret_id: str) -> bool:
         if last is not None and now - last < REFRESH_INTERVAL_S:
             return False
         _last_refresh[secret_id] = now
-    read(secret_id, CURRENT, force=True)
-    read(secret_id, PREVIOUS, force=True)
+    current(secret_id, force=True)
+    previous(secret_id, force=True)
     return True
