@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
-from posterflow import template_store, templating
+from posterflow import config, template_store, templating
 from posterflow.api.errors import ApiError
 from posterflow.api.render_client import invoke_render, read_output
 
@@ -71,10 +71,19 @@ def _check_output(fmt: str | None, size: str | None) -> None:
         raise ApiError(422, "unsupported_output", str(exc)) from None
 
 
+def _check_javascript(requested: bool | None) -> None:
+    """Template JavaScript is a deployment decision: refused unless the setting allows it."""
+    if requested and not config.template_javascript_allowed():
+        raise ApiError(422, "javascript_disabled",
+                       f"template JavaScript is disabled on this deployment "
+                       f"({config.ENV_TEMPLATE_JAVASCRIPT} is not 'allow'); upload it with javascript: false")
+
+
 def register(app: APIGatewayRestResolver) -> None:
     @app.post("/api/templates/upload")
     def upload(body: Annotated[TemplateUpload, Body()]) -> tuple[dict[str, Any], int]:
         _check_output(body.format, body.size)
+        _check_javascript(body.javascript)
         tv = _store(body.section, body.name, body.html_content, set_as_active=body.set_as_active,
                     width=body.width, height=body.height, size=body.size, fmt=body.format,
                     javascript=body.javascript, placeholders=body.placeholders)
@@ -92,6 +101,9 @@ def register(app: APIGatewayRestResolver) -> None:
     def update(template_id: str, body: Annotated[TemplateUpdate, Body()]) -> dict[str, Any]:
         current = template_store.get(template_id)
         _check_output(body.format, body.size)
+        # Only an explicit request: a version inheriting an old javascript: true is stored as is
+        # and still renders with JavaScript off (the engine checks the setting too).
+        _check_javascript(body.javascript)
         tv = _store(current.section, body.name or current.name, body.html_content, set_as_active=body.set_as_active,
                     width=body.width or current.width, height=body.height or current.height,
                     size=body.size or current.size, fmt=body.format or current.format,
