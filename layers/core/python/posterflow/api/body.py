@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from contextvars import ContextVar
 from typing import Any
 
@@ -35,10 +34,6 @@ MAX_INT_DIGITS = 38
 MIN_MAGNITUDE = 1e-130
 MAX_MAGNITUDE = 1e126  # exclusive
 _INT_LIMIT = 10**MAX_INT_DIGITS  # exclusive
-
-# Lone surrogates cannot be encoded as UTF-8; U+FFFD is what API Gateway leaves for bytes
-# that were not UTF-8.
-_NOT_UTF8 = re.compile("[\ud800-\udfff\ufffd]")
 
 # The body parsed by the last gate call in this thread, for the resolver: (text, value).
 _parsed: ContextVar[tuple[str, Any] | None] = ContextVar("posterflow_parsed_body", default=None)
@@ -151,11 +146,15 @@ def _check_text(text: str) -> None:
     """
     if text.isascii():  # O(1) for str: most bodies stop here
         return
-    bad = _NOT_UTF8.search(text)
-    if bad is not None:
-        what = "a U+FFFD replacement character, which stands for bytes that were not UTF-8" \
-            if bad.group() == "\ufffd" else "a lone surrogate, which UTF-8 cannot encode"
-        raise _not_utf8(bad.start(), what)
+    # find and encode run in C: several times faster than a regular expression over the text.
+    replacement = text.find("\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        if replacement < 0 or exc.start < replacement:
+            raise _not_utf8(exc.start, "a lone surrogate, which UTF-8 cannot encode") from None
+    if replacement >= 0:
+        raise _not_utf8(replacement, "a U+FFFD replacement character, which stands for bytes that were not UTF-8")
 
 
 def _not_utf8(position: int, what: str) -> ApiError:
@@ -164,54 +163,53 @@ def _not_utf8(position: int, what: str) -> ApiError:
                     {"encoding": "utf-8", "position": position})
 
 
-# One node of the walk: (container, depth, parent node, key in the parent).
-_Node = tuple[Any, int, Any, Any]
+# One node of the walk: (container, depth, parent node); keys are looked up only for errors.
+_Node = tuple[Any, int, Any]
 
 
 def _check_tree(root: Any) -> None:
-    """Depth and numbers of a parsed body, without recursion: an explicit stack of containers."""
-    if not isinstance(root, dict | list):
-        _check_number(root, None)
-        return
-    stack: list[_Node] = [(root, 1, None, None)]
+    """Depth and numbers of a parsed body, without recursion: an explicit stack of containers.
+
+    The loop runs once per value of the body, so its checks are inline rather than calls.
+    The root goes in a wrapper list (depth 0) so that a bare number is checked too.
+    """
+    stack: list[_Node] = [([root], 0, None)]
     while stack:
         node = stack.pop()
         container, depth = node[0], node[1]
         if depth > MAX_DEPTH:
-            raise _too_deep(node)
-        items = container.items() if type(container) is dict else enumerate(container)
-        for key, value in items:
+            raise _too_deep(_path(node[2], container))
+        for value in container.values() if type(container) is dict else container:
             kind = type(value)
+            if kind is str:
+                continue
             if kind is dict or kind is list:
-                stack.append((value, depth + 1, node, key))
-            elif kind is int or kind is float:
-                _check_number(value, (node, key))
+                stack.append((value, depth + 1, node))
+            elif kind is int:
+                if not -_INT_LIMIT < value < _INT_LIMIT:
+                    raise _out_of_range(_path(node, value))
+            # NaN fails the comparisons; json gives inf for literals past float's range (1e400).
+            elif kind is float and not (value == 0.0 or MIN_MAGNITUDE <= abs(value) < MAX_MAGNITUDE):
+                raise _out_of_range(_path(node, value))
 
 
-def _check_number(value: Any, where: tuple[_Node, Any] | None) -> None:
-    if type(value) is int:
-        if -_INT_LIMIT < value < _INT_LIMIT:
-            return
-    elif type(value) is float:
-        # NaN fails both comparisons; json gives inf for literals past float's range (1e400).
-        if value == 0.0 or MIN_MAGNITUDE <= abs(value) < MAX_MAGNITUDE:
-            return
-    else:
-        return
-    raise _out_of_range([] if where is None else [*_path(where[0]), where[1]])
-
-
-def _path(node: _Node | None) -> list[Any]:
+def _path(node: _Node | None, child: Any) -> list[Any]:
+    """The keys from the body's root to ``child``, a value in ``node``'s container."""
     keys: list[Any] = []
-    while node is not None and node[2] is not None:
-        keys.append(node[3])
-        node = node[2]
-    return keys[::-1]
+    while node is not None:
+        keys.append(_key_of(node[0], child))
+        node, child = node[2], node[0]
+    return keys[::-1][1:]  # without the wrapper's index
 
 
-def _too_deep(node: _Node | None) -> ApiError:
+def _key_of(container: Any, child: Any) -> Any:
+    items = container.items() if type(container) is dict else enumerate(container)
+    return next(key for key, value in items if value is child)
+
+
+def _too_deep(path: list[Any] | None) -> ApiError:
     return ApiError(422, "too_deep", f"request body nests objects and arrays more than {MAX_DEPTH} levels deep; "
-                    "flatten the data", {"max_depth": MAX_DEPTH, "path": None if node is None else _path(node)})
+                    "flatten the data", {"max_depth": MAX_DEPTH, "path": path})
 
 
 def _out_of_range(path: list[Any] | None) -> ApiError:
