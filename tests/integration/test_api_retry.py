@@ -25,7 +25,7 @@ def _final(job_id: str, round_no: int = 0) -> jobs.Job:
 def test_a_crop_photo_that_was_missing_succeeds_on_retry_with_the_jobs_options(cloud: Any) -> None:
     bucket = cloud.refs.bucket
     s3 = aws.client("s3")
-    present, missing = (f"inputs/{uuid.uuid4().hex[:8]}/{name}.jpg" for name in ("ada", "grace"))
+    present, missing = (f"uploads/default/{uuid.uuid4().hex[:8]}/{name}.jpg" for name in ("ada", "grace"))
     s3.put_object(Bucket=bucket, Key=present, Body=photos.jpeg(photos.astronaut()))
     status, body, _ = api(cloud, "POST", "/api/batch/add-images",
                           {"images": [present, missing], "options": {"size": 200}})

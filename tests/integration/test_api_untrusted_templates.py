@@ -40,7 +40,7 @@ def test_bad_overlays_fail_their_items_with_reasons(cloud: Any) -> None:
     template_id = _upload(cloud, "<div>{{ name }}</div>")
     items = [
         {"name": "ok", "entity_id": "ok"},
-        {"name": "missing", "entity_id": "missing", "profile_image": "assets/no-such-photo.jpg"},
+        {"name": "missing", "entity_id": "missing", "profile_image": "assets/default/no-such-photo.jpg"},
         {"name": "metadata", "entity_id": "metadata", "logo": "http://169.254.169.254/latest/meta-data/logo.png"},
         {"name": "file", "entity_id": "file", "logo": "file:///etc/passwd"},
         {"name": "garbage", "entity_id": "garbage", "profile_image": "data:image/png;base64,bm90IGFuIGltYWdl"},

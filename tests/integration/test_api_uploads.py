@@ -38,7 +38,7 @@ def test_csv_upload_attaches_to_the_job_with_its_output_options(cloud: Any, temp
         "kind": "poster", "filename": "scores.csv", "template_id": template_id, "format": "png",
         "notify_email": "ops@example.com"})
     assert status == 201, up
-    assert up["headers"] == {"Content-Type": "text/csv"} and up["key"] == f"uploads/{up['job_id']}/scores.csv"
+    assert up["headers"] == {"Content-Type": "text/csv"} and up["key"] == f"uploads/default/{up['job_id']}/scores.csv"
     assert up["status_endpoint"] == f"/api/templates/job/{up['job_id']}" and up["token"]
     assert up["websocket_url"].endswith(f"job_id={up['job_id']}&token={up['token']}")
     job = jobs.get_job(up["job_id"])

@@ -38,7 +38,7 @@ def _final(job_id: str, timeout: float) -> jobs.Job:
 
 def _outputs(cloud: Any, job_id: str) -> int:
     pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=cloud.refs.bucket,
-                                                                        Prefix=f"outputs/{job_id}/")
+                                                                        Prefix=f"outputs/default/{job_id}/")
     return sum(page.get("KeyCount", 0) for page in pages)
 
 

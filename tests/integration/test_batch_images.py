@@ -50,7 +50,7 @@ def photo_server() -> Iterator[str]:
 
 
 def _put(cloud: Any, name: str, data: bytes) -> str:
-    key = f"inputs/{uuid.uuid4().hex[:8]}/{name}"
+    key = f"uploads/default/inputs-{uuid.uuid4().hex[:8]}/{name}"
     aws.client("s3").put_object(Bucket=cloud.refs.bucket, Key=key, Body=data)
     return key
 
@@ -108,7 +108,7 @@ def test_bad_images_fail_alone_with_their_reasons(cloud: Any, photo_server: str,
     images = {
         "good": _put(cloud, "good.jpg", photos.jpeg(photos.astronaut())),
         "by-url": f"{photo_server}/photos/astronaut.jpg",
-        "missing": f"inputs/{uuid.uuid4().hex}/nobody.jpg",
+        "missing": f"uploads/default/{uuid.uuid4().hex}/nobody.jpg",
         "url-404": f"{photo_server}/photos/gone.jpg",
         "metadata-url": "http://169.254.169.254/latest/meta-data/iam",
         "truncated": _put(cloud, "broken.jpg", photos.truncated_jpeg()),

@@ -52,7 +52,7 @@ def test_zip_drop_crops_faces_and_records_bad_entries(cloud: Any) -> None:
     assert items[7].error and "macos" in items[7].error.lower()
     # Duplicate and hostile names get distinct, safe keys.
     keys = [items[i].output_key or "" for i in range(5)]
-    assert len(set(keys)) == 5 and all(".." not in k and k.startswith(f"outputs/{job.job_id}/") for k in keys)
+    assert len(set(keys)) == 5 and all(".." not in k and k.startswith(f"outputs/default/{job.job_id}/") for k in keys)
     crop = Image.open(io.BytesIO(aws.client("s3").get_object(Bucket=cloud.refs.bucket, Key=keys[0])["Body"].read()))
     assert crop.size == (300, 300) and crop.format == "JPEG"
     # The same job through the API, with face results.

@@ -8,9 +8,9 @@ import pytest
 
 from posterflow import tokens
 from tests.integration.helpers import api
-from tests.integration.test_finalize_workflow import OUT, Receiver, receiver, template_id, wait_finalized
+from tests.integration.test_finalize_workflow import HTML, OUT, Receiver, receiver, wait_finalized
 
-__all__ = ["receiver", "template_id"]  # fixtures shared with the finalize tests
+__all__ = ["receiver"]  # a fixture shared with the finalize tests
 
 
 def _secret(cloud: Any, key: str) -> bytes:
@@ -19,9 +19,14 @@ def _secret(cloud: Any, key: str) -> bytes:
     return str(body["secret"]).encode()
 
 
-def test_each_tenant_verifies_only_its_own_webhooks(cloud: Any, template_id: str, receiver: Receiver) -> None:
+def test_each_tenant_verifies_only_its_own_webhooks(cloud: Any, receiver: Receiver) -> None:
     secret_a, secret_b = _secret(cloud, "tenant-a-key"), _secret(cloud, "tenant-b-key")
     assert secret_a != secret_b
+    status, body, _ = api(cloud, "POST", "/api/templates/upload",
+                          {"section": "fin-tenants", "name": "Finalize", "html_content": HTML},
+                          headers={"x-api-key": "tenant-a-key"})  # templates are per tenant too
+    assert status == 201, body
+    template_id = str(body["template_id"])
     status, body, _ = api(cloud, "POST", "/api/generate-batch",
                           {"template_id": template_id, "items": [{"name": "A"}], **OUT,
                            "webhook_url": f"{receiver.url}/tenant-a"},

@@ -174,5 +174,5 @@ def test_empty_object_still_completes_with_one_part(s3: FakeS3) -> None:
 
 
 def test_archive_key_is_fixed_per_job_and_round() -> None:
-    assert archive.archive_key("j1", 0) == archive.archive_key("j1", 0) == "archives/j1/results.zip"
-    assert archive.archive_key("j1", 2) == "archives/j1/results-r2.zip"
+    assert archive.archive_key("t1", "j1", 0) == archive.archive_key("t1", "j1", 0) == "archives/t1/j1/results.zip"
+    assert archive.archive_key("t1", "j1", 2) == "archives/t1/j1/results-r2.zip"

@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError, model_validator
 
-from posterflow import aws, config, jobs, overlay, zipindex
+from posterflow import aws, config, jobs, overlay, tenancy, zipindex
 from posterflow.crop import CropOptions, PhotoError, crop_photo
 from posterflow.resources import stack_spec
 
@@ -76,10 +76,11 @@ class CropMessage(BaseModel):
         return unquote(urlsplit(self.url or "").path) or "photo"
 
 
-def output_key(job_id: str, item_id: int, entry_name: str, extension: str, rank: int = 0) -> str:
+def output_key(tenant: str, job_id: str, item_id: int, entry_name: str, extension: str, rank: int = 0) -> str:
     stem = zipindex.safe_output_name(entry_name, item_id)
     suffix = f"-face{rank}" if rank else ""
-    return f"{stack_spec().bucket.outputs_prefix}{job_id}/{stem}{suffix}.{extension.lstrip('.')}"
+    return tenancy.scoped_key(stack_spec().bucket.outputs_prefix, tenant,
+                              f"{job_id}/{stem}{suffix}.{extension.lstrip('.')}")
 
 
 def _netpolicy() -> ModuleType:
@@ -174,13 +175,14 @@ def read_photo(msg: CropMessage, archives: BatchArchives | None = None) -> bytes
         raise SourceError(reason, exc.reason) from None
 
 
-def crop_one(msg: CropMessage, archives: BatchArchives | None = None) -> dict[str, Any]:
-    """Crop one photo and store it; returns the item fields. Raises PhotoError/BadEntry/SourceError."""
+def crop_one(msg: CropMessage, tenant: str, archives: BatchArchives | None = None) -> dict[str, Any]:
+    """Crop one photo and store it under the tenant's outputs; returns the item fields.
+    Raises PhotoError/BadEntry/SourceError."""
     results = crop_photo(read_photo(msg, archives), msg.options)
     s3 = aws.client("s3")
     keys = []
     for rank, result in enumerate(results):
-        key = output_key(msg.job_id, msg.item_id, msg.source_name, result.extension, rank)
+        key = output_key(tenant, msg.job_id, msg.item_id, msg.source_name, result.extension, rank)
         s3.put_object(Bucket=config.bucket(), Key=key, Body=result.output, ContentType=result.content_type)
         keys.append(key)
     best = results[0]
@@ -198,7 +200,7 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
     failures: list[dict[str, str]] = []
     # One look-up per job per batch, as the render worker does: a cancel that lands mid-batch
     # has already finished the pending items, so the rest of the batch counts as already done.
-    cancelled: dict[str, bool] = {}
+    owners: dict[str, jobs.Job | None] = {}
     # Outcomes are recorded together at the end of the batch (one counter write per job); an
     # instance that dies before that leaves every message of the batch for redelivery, and the
     # crops it already wrote are written again under the same keys.
@@ -212,15 +214,17 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
     archives = BatchArchives([msg for _, msg in messages])
     for record, msg in messages:
         try:
-            if msg.job_id not in cancelled:
-                cancelled[msg.job_id] = jobs.is_cancelled(msg.job_id)
-            if cancelled[msg.job_id]:
+            if msg.job_id not in owners:
+                owners[msg.job_id] = jobs.find_job(msg.job_id)
+            job = owners[msg.job_id]
+            # A missing job counts as cancelled (it expired or never was), as jobs.is_cancelled says.
+            if job is None or job.status == jobs.JobStatus.CANCELLED:
                 outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.CANCELLED,
                                            error="job cancelled")
             else:
                 try:
                     outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.SUCCEEDED,
-                                               **crop_one(msg, archives))
+                                               **crop_one(msg, job.tenant, archives))
                 except (PhotoError, zipindex.BadEntry, SourceError) as exc:
                     outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.FAILED,
                                                error=f"{exc.reason}: {exc.message}")

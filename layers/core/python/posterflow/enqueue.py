@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from posterflow import aws, config, jobs
+from posterflow import aws, config, jobs, tenancy
 from posterflow.resources import stack_spec
 
 
@@ -49,7 +49,7 @@ def submit_posters(job_id: str, specs: Sequence[tuple[int, dict[str, Any], str |
 
 def submit_manifest(job_id: str, specs: Sequence[tuple[int, dict[str, Any], str | None]]) -> str:
     """Store the items as a JSON-lines manifest and ask the splitter to fan it out."""
-    key = f"{stack_spec().bucket.manifests_prefix}{job_id}.jsonl"
+    key = tenancy.scoped_key(stack_spec().bucket.manifests_prefix, tenancy.current(), f"{job_id}.jsonl")
     body = "".join(json.dumps({"item_id": i, "entity_id": e, "spec": spec}, separators=(",", ":")) + "\n"
                    for i, spec, e in specs).encode()
     aws.client("s3").put_object(Bucket=config.bucket(), Key=key, Body=body, ContentType="application/x-ndjson")

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from posterflow import aws, config, overlay, template_store, templating
+from posterflow import aws, config, overlay, template_store, templating, tenancy
+from posterflow.net import sources
 from posterflow.render import engine as render_engine
 from posterflow.render import sizes
-from posterflow.render.netpolicy import NetPolicy
 from posterflow.resources import stack_spec
 
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "pdf": "pdf"}
@@ -37,7 +37,7 @@ class PosterSpec(BaseModel):
     height: int | None = None
     scale: float | None = None
     quality: int = Field(85, ge=1, le=100)
-    logo: str | None = Field(None, description="S3 key in the bucket, s3:// URL, allow-listed URL or data: URI")
+    logo: str | None = Field(None, description="S3 key you own (plain or s3://), allow-listed URL or data: URI")
     profile_image: str | None = None
     entity_id: str | None = None
 
@@ -76,32 +76,31 @@ class PosterError(Exception):
         return {"code": self.code, "message": self.message, "details": self.details, "status": self.status}
 
 
-def output_key(job_id: str, item_id: int, fmt: str) -> str:
-    return f"{stack_spec().bucket.outputs_prefix}{job_id}/{item_id:06d}.{EXTENSIONS[fmt]}"
+@dataclass(frozen=True)
+class PosterWork:
+    """One poster to make: what, for which job item, on behalf of which tenant (templates,
+    overlay sources, assets and the output key are all the tenant's)."""
+
+    spec: PosterSpec
+    job_id: str
+    item_id: int
+    tenant: str
 
 
-def _read_s3(ref: str, what: str) -> bytes:
-    if ref.startswith("s3://"):
-        parsed = urlparse(ref)
-        bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    else:
-        bucket, key = config.bucket(), ref.lstrip("/")
+def output_key(tenant: str, job_id: str, item_id: int, fmt: str) -> str:
+    return tenancy.scoped_key(stack_spec().bucket.outputs_prefix, tenant, f"{job_id}/{item_id:06d}.{EXTENSIONS[fmt]}")
+
+
+# Source failures keep the item codes callers already match on.
+_SOURCE_CODES = {"source_not_found": "overlay_not_found", "source_refused": "overlay_refused"}
+
+
+def fetch_source(ref: str, what: str, tenant: str) -> bytes:
+    """Bytes of an overlay source the tenant may read (:mod:`posterflow.net.sources`)."""
     try:
-        return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-    except Exception as exc:
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
-            raise PosterError("overlay_not_found", f"{what} s3://{bucket}/{key} does not exist") from None
-        raise
-
-
-def fetch_source(ref: str, what: str) -> bytes:
-    """Bytes of an overlay source: data: URI, S3 key/URL, or an allow-listed http(s) URL (every
-    redirect hop re-checked by :func:`posterflow.overlay.fetch_source`)."""
-    try:
-        return overlay.fetch_source(ref, policy=NetPolicy.from_env(), what=what,
-                                    read_s3=lambda key: _read_s3(key, what))
-    except overlay.OverlayError as exc:
-        raise PosterError("overlay_failed", str(exc)) from None
+        return sources.fetch(ref, tenant=tenant, what=what)
+    except sources.SourceError as exc:
+        raise PosterError(_SOURCE_CODES.get(exc.code, "overlay_failed"), exc.reason) from None
 
 
 class _Prepared(BaseModel):
@@ -110,13 +109,14 @@ class _Prepared(BaseModel):
     request: render_engine.RenderRequest
 
 
-def prepare(spec: PosterSpec, templates: dict[str, template_store.TemplateVersion] | None = None) -> _Prepared:
-    """Resolve and fill the template; raises PosterError for anything wrong with the input.
-    ``templates`` caches resolutions across the items of one batch (they share a template)."""
+def prepare(spec: PosterSpec, tenant: str,
+            templates: dict[tuple[str, str], template_store.TemplateVersion] | None = None) -> _Prepared:
+    """Resolve and fill the tenant's template; raises PosterError for anything wrong with the
+    input. ``templates`` caches resolutions across the items of one batch (they share one)."""
     try:
         cache = templates if templates is not None else {}
-        tv = cache.get(spec.template_id) or template_store.get(spec.template_id)
-        cache[spec.template_id] = tv
+        tv = cache.get((tenant, spec.template_id)) or template_store.get(spec.template_id, tenant=tenant)
+        cache[(tenant, spec.template_id)] = tv
     except template_store.InvalidTemplateId as exc:
         raise PosterError("invalid_template_id", str(exc), 422) from None
     except template_store.TemplateNotFound as exc:
@@ -133,23 +133,24 @@ def prepare(spec: PosterSpec, templates: dict[str, template_store.TemplateVersio
     except templating.MissingPlaceholders as exc:
         raise PosterError("missing_placeholders", str(exc), 422, {"missing": list(exc.names)}) from None
     except templating.TemplateError as exc:
-        raise PosterError("template_error", str(exc), 422) from None
+        raise PosterError(getattr(exc, "code", "template_error"), str(exc), 422) from None
+    # The page's asset URLs read the tenant's own assets/<tenant>/ (served by the engine).
+    assets = tenancy.scoped_key(stack_spec().bucket.assets_prefix, tenant, "")
     request = render_engine.RenderRequest(html=html, format=fmt, size=size, quality=spec.quality,
-                                          javascript=tv.javascript)
+                                          javascript=tv.javascript, asset_prefix=assets)
     return _Prepared(template=tv, request=request)
 
 
-def finish(prepared: _Prepared, result: render_engine.RenderResult, spec: PosterSpec, job_id: str,
-           item_id: int, started: float) -> PosterOutput:
-    data = result.data
+def finish(prepared: _Prepared, result: render_engine.RenderResult, work: PosterWork, started: float) -> PosterOutput:
+    spec, data = work.spec, result.data
     if spec.logo or spec.profile_image:
-        logo = fetch_source(spec.logo, "logo") if spec.logo else None
-        profile = fetch_source(spec.profile_image, "profile photo") if spec.profile_image else None
+        logo = fetch_source(spec.logo, "logo", work.tenant) if spec.logo else None
+        profile = fetch_source(spec.profile_image, "profile photo", work.tenant) if spec.profile_image else None
         try:
             data = overlay.apply_overlays(data, logo=logo, profile=profile, quality=spec.quality)
         except overlay.OverlayError as exc:
             raise PosterError("overlay_failed", str(exc), 422) from None
-    key = output_key(job_id, item_id, result.format)
+    key = output_key(work.tenant, work.job_id, work.item_id, result.format)
     aws.client("s3").put_object(Bucket=config.bucket(), Key=key, Body=data, ContentType=result.content_type)
     tv = prepared.template
     return PosterOutput(
@@ -160,7 +161,7 @@ def finish(prepared: _Prepared, result: render_engine.RenderResult, spec: Poster
     )
 
 
-def render_posters(work: list[tuple[PosterSpec, str, int]]) -> list[PosterOutput | PosterError]:
+def render_posters(work: list[PosterWork]) -> list[PosterOutput | PosterError]:
     """Render many posters on the warm engine, in parallel pages; one bad item fails alone.
 
     Infrastructure failures (S3 unavailable, no browser) raise, so the caller can retry the
@@ -168,10 +169,10 @@ def render_posters(work: list[tuple[PosterSpec, str, int]]) -> list[PosterOutput
     started = time.perf_counter()
     results: list[PosterOutput | PosterError | None] = [None] * len(work)
     prepared: dict[int, _Prepared] = {}
-    templates: dict[str, template_store.TemplateVersion] = {}
-    for i, (spec, _, _) in enumerate(work):
+    templates: dict[tuple[str, str], template_store.TemplateVersion] = {}
+    for i, one in enumerate(work):
         try:
-            prepared[i] = prepare(spec, templates)
+            prepared[i] = prepare(one.spec, one.tenant, templates)
         except PosterError as exc:
             results[i] = exc
     order = list(prepared)
@@ -189,9 +190,8 @@ def render_posters(work: list[tuple[PosterSpec, str, int]]) -> list[PosterOutput
             to_finish.append((i, outcome))
 
     def finish_one(i: int, outcome: render_engine.RenderResult) -> PosterOutput | PosterError:
-        spec, job_id, item_id = work[i]
         try:
-            return finish(prepared[i], outcome, spec, job_id, item_id, started)
+            return finish(prepared[i], outcome, work[i], started)
         except PosterError as exc:
             return exc
 

@@ -14,8 +14,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
-from posterflow import jobs
-from posterflow.posters import PosterError, PosterOutput, PosterSpec, render_posters
+from posterflow import jobs, tenancy
+from posterflow.posters import PosterError, PosterOutput, PosterSpec, PosterWork, render_posters
 
 logger = Logger(child=True)
 
@@ -28,9 +28,9 @@ class PosterMessage(BaseModel):
 
 def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
     failures: list[dict[str, str]] = []
-    work: list[tuple[PosterSpec, str, int]] = []
+    work: list[PosterWork] = []
     message_ids: list[str] = []
-    cancelled: dict[str, bool] = {}  # one look-up per job per batch
+    owners: dict[str, jobs.Job | None] = {}  # one look-up per job per batch: tenant, cancelled
     for record in event.get("Records", []):
         try:
             msg = PosterMessage.model_validate_json(record["body"])
@@ -38,12 +38,14 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
             # A malformed message can never succeed: log it and let it go (it is not an item).
             logger.error("dropping malformed render message", extra={"error": str(exc), "body": record["body"][:500]})
             continue
-        if msg.job_id not in cancelled:
-            cancelled[msg.job_id] = jobs.is_cancelled(msg.job_id)
-        if cancelled[msg.job_id]:
+        if msg.job_id not in owners:
+            owners[msg.job_id] = jobs.find_job(msg.job_id)
+        job = owners[msg.job_id]
+        # A missing job counts as cancelled (it expired or never was), as jobs.is_cancelled says.
+        if job is None or job.status == jobs.JobStatus.CANCELLED:
             jobs.finish_item(msg.job_id, msg.item_id, status="cancelled", error="job cancelled")
             continue
-        work.append((msg.spec, msg.job_id, msg.item_id))
+        work.append(PosterWork(msg.spec, msg.job_id, msg.item_id, job.tenant))
         message_ids.append(record["messageId"])
     if not work:
         return {"batchItemFailures": failures}
@@ -56,12 +58,13 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
     return {"batchItemFailures": failures}
 
 
-def record_outcomes(work: list[tuple[PosterSpec, str, int]], message_ids: list[str],
+def record_outcomes(work: list[PosterWork], message_ids: list[str],
                     outcomes: list[PosterOutput | PosterError]) -> list[dict[str, str]]:
     """Record the batch's outcomes; the batch item failures for messages to redeliver."""
     failures: list[dict[str, str]] = []
     entries: list[tuple[str, jobs.ItemOutcome, str]] = []
-    for (_spec, job_id, item_id), message_id, outcome in zip(work, message_ids, outcomes, strict=True):
+    for one, message_id, outcome in zip(work, message_ids, outcomes, strict=True):
+        job_id, item_id = one.job_id, one.item_id
         if isinstance(outcome, PosterOutput):
             recorded = jobs.ItemOutcome(item_id=item_id, status=jobs.ItemStatus.SUCCEEDED, output_key=outcome.key,
                                         timings={"total_ms": outcome.generation_time_ms},
@@ -78,14 +81,16 @@ def record_outcomes(work: list[tuple[PosterSpec, str, int]], message_ids: list[s
 
 
 def handle_direct(event: dict[str, Any]) -> dict[str, Any]:
-    """Synchronous render for ``POST /api/generate``: ``{"spec": {...}}`` → output or error."""
+    """Synchronous render for ``POST /api/generate``: ``{"spec": {...}, "tenant": ...}`` →
+    output or error. The API passes the caller's tenant (only it can invoke this function)."""
     try:
         spec = PosterSpec.model_validate(event.get("spec") or {})
     except ValidationError as exc:
         return {"ok": False, "error": {"code": "invalid_request", "message": "invalid poster spec",
                                        "details": json.loads(exc.json()), "status": 422}}
     job_id = str(event.get("job_id") or f"sync-{uuid.uuid4().hex}")
-    (outcome,) = render_posters([(spec, job_id, int(event.get("item_id", 0)))])
+    tenant = tenancy.normalise(str(event.get("tenant") or "") or None)
+    (outcome,) = render_posters([PosterWork(spec, job_id, int(event.get("item_id", 0)), tenant)])
     if isinstance(outcome, PosterError):
         return {"ok": False, "error": outcome.as_dict()}
     return {"ok": True, "output": outcome.model_dump()}

@@ -18,7 +18,7 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 
-from posterflow import aws, csvreader, enqueue, jobs, template_store, zipindex
+from posterflow import aws, csvreader, enqueue, jobs, template_store, tenancy, zipindex
 
 logger = Logger(child=True)
 CHUNK = 100
@@ -80,14 +80,19 @@ def _start(s3_record: dict[str, Any]) -> dict[str, Any] | None:
     s3 = aws.client("s3")
     head = s3.head_object(Bucket=bucket, Key=key)
     meta = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
-    # uploads/<job_id>/<file> names a job created first with POST /api/uploads.
+    # uploads/<tenant>/<job_id>/<file> names a job created first with POST /api/uploads, and
+    # only when the job is that tenant's; any other key is a drop by someone with write access
+    # to the bucket, which makes a job of the default tenant.
     parts = key.split("/")
-    job = jobs.find_job(parts[1]) if len(parts) >= 3 else None
+    job = jobs.find_job(parts[2]) if len(parts) >= 4 else None
+    if job is not None and job.tenant != parts[1]:
+        job = None
     if job is None:
         job_id = _job_id_for(bucket, key, head["ETag"].strip('"'))
         job = jobs.find_job(job_id)
         if job is None:
-            job = jobs.create_job(kind, None, job_id=job_id, name=parts[-1], notify_email=meta.get(META_EMAIL),
+            job = jobs.create_job(kind, None, job_id=job_id, tenant=tenancy.DEFAULT_TENANT, name=parts[-1],
+                                  notify_email=meta.get(META_EMAIL),
                                   webhook_url=meta.get(META_WEBHOOK), template_id=meta.get(META_TEMPLATE),
                                   metadata={"upload": key})
     if job.total is not None:
@@ -152,7 +157,7 @@ def _split_csv(state: dict[str, Any], remaining_ms: Callable[[], int]) -> bool:
         raise SplitFailed("no template: set the x-amz-meta-template-id metadata on the upload, "
                           "or create the job with POST /api/uploads")
     try:
-        tv = template_store.get(job.template_id)
+        tv = template_store.get(job.template_id, tenant=job.tenant)
     except template_store.TemplateNotFound as exc:
         raise SplitFailed(str(exc)) from None
     required = [p.name for p in tv.placeholders if p.required]

@@ -4,6 +4,11 @@ A template id is ``<section>_latest`` (the active version), ``<section>_v<N>`` o
 ``<section>`` (also the active version). Uploading creates version N+1; activating moves the
 ``ACTIVE`` pointer. Versions are immutable, so a job pinned to a version renders the same HTML
 however often it is retried.
+
+Sections are namespaced by tenant: ``testimonial`` of one API key is not ``testimonial`` of
+another (records under ``TEMPLATE#<tenant>#<section>``, HTML under
+``templates/<tenant>/<section>/``), so ids keep the seeds' short form. Every function takes the
+tenant explicitly or uses the caller's (:func:`posterflow.tenancy.current`).
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from posterflow import aws, config, templating
+from posterflow import aws, config, templating, tenancy
 from posterflow.resources import stack_spec
 
 _ID = re.compile(r"^(?P<section>[A-Za-z0-9][A-Za-z0-9_-]{0,63}?)(?:_(?:latest|v(?P<version>\d{1,6})))?$")
 SECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
-LIST_KEY = "TEMPLATES"
+LIST_KEY = "TEMPLATES#{tenant}"
 
 
 class TemplateNotFound(LookupError):
@@ -57,8 +62,12 @@ def parse_template_id(template_id: str) -> tuple[str, int | None]:
     return m.group("section"), int(version) if version else None
 
 
-def _pk(section: str) -> str:
-    return f"TEMPLATE#{section}"
+def _pk(tenant: str, section: str) -> str:
+    return f"TEMPLATE#{tenant}#{section}"
+
+
+def _tenant(tenant: str | None) -> str:
+    return tenancy.normalise(tenant) if tenant else tenancy.current()
 
 
 def _sk(version: int) -> str:
@@ -96,17 +105,18 @@ def _to_item(data: dict[str, Any]) -> dict[str, Any]:
     return {k: ser.serialize(v) for k, v in data.items() if v is not None}
 
 
-def _active_version(section: str) -> int | None:
+def _active_version(tenant: str, section: str) -> int | None:
     item = aws.client("dynamodb").get_item(
-        TableName=config.table(), Key={"PK": {"S": _pk(section)}, "SK": {"S": "ACTIVE"}}, ConsistentRead=True
+        TableName=config.table(), Key={"PK": {"S": _pk(tenant, section)}, "SK": {"S": "ACTIVE"}}, ConsistentRead=True
     ).get("Item")
     return int(item["version"]["N"]) if item else None
 
 
 def upload(section: str, name: str, html: str, *, set_as_active: bool = True, width: int | None = None,
            height: int | None = None, size: str | None = None, fmt: str = "png", javascript: bool = False,
-           placeholders: list[templating.Placeholder] | None = None) -> TemplateVersion:
+           placeholders: list[templating.Placeholder] | None = None, tenant: str | None = None) -> TemplateVersion:
     """Store a new version. Raises ``templating.TemplateError`` subclasses for bad HTML."""
+    owner = _tenant(tenant)
     if not SECTION.match(section):
         raise InvalidTemplateId(f"invalid section {section!r}: letters, digits and '-' only, at most 64")
     templating.check_size(html)
@@ -117,42 +127,47 @@ def upload(section: str, name: str, html: str, *, set_as_active: bool = True, wi
             found[given.name] = given
     ddb, table = aws.client("dynamodb"), config.table()
     version = int(ddb.update_item(
-        TableName=table, Key={"PK": {"S": _pk(section)}, "SK": {"S": "COUNTER"}},
+        TableName=table, Key={"PK": {"S": _pk(owner, section)}, "SK": {"S": "COUNTER"}},
         UpdateExpression="ADD next_version :one", ExpressionAttributeValues={":one": {"N": "1"}},
         ReturnValues="UPDATED_NEW",
     )["Attributes"]["next_version"]["N"])
-    html_key = f"{stack_spec().bucket.templates_prefix}{section}/v{version:06d}.html"
+    html_key = tenancy.scoped_key(stack_spec().bucket.templates_prefix, owner, f"{section}/v{version:06d}.html")
     aws.client("s3").put_object(Bucket=config.bucket(), Key=html_key, Body=html.encode("utf-8"),
                                 ContentType="text/html; charset=utf-8")
     data = {
-        "PK": _pk(section), "SK": _sk(version), "GSI1PK": LIST_KEY, "GSI1SK": f"{section}#{version:06d}",
+        "PK": _pk(owner, section), "SK": _sk(version), "GSI1PK": LIST_KEY.format(tenant=owner),
+        "GSI1SK": f"{section}#{version:06d}",
         "section": section, "version": version, "name": name, "html_key": html_key,
         "placeholders": [p.model_dump() for p in found.values()], "width": width, "height": height,
         "size": size, "format": fmt, "javascript": javascript, "created_at": _now(),
     }
     ddb.put_item(TableName=table, Item=_to_item(data), ConditionExpression="attribute_not_exists(PK)")
-    if set_as_active or _active_version(section) is None:
-        activate(f"{section}_v{version}")
-    return get(f"{section}_v{version}")
+    if set_as_active or _active_version(owner, section) is None:
+        activate(f"{section}_v{version}", tenant=owner)
+    return get(f"{section}_v{version}", tenant=owner)
 
 
-def activate(template_id: str) -> TemplateVersion:
+def activate(template_id: str, *, tenant: str | None = None) -> TemplateVersion:
+    owner = _tenant(tenant)
     section, version = parse_template_id(template_id)
-    tv = get(template_id)
+    tv = get(template_id, tenant=owner)
     aws.client("dynamodb").put_item(TableName=config.table(), Item=_to_item(
-        {"PK": _pk(section), "SK": "ACTIVE", "version": tv.version, "activated_at": _now()}))
+        {"PK": _pk(owner, section), "SK": "ACTIVE", "version": tv.version, "activated_at": _now()}))
     return tv.model_copy(update={"is_active": True}) if version is None or version == tv.version else tv
 
 
-def get(template_id: str) -> TemplateVersion:
+def get(template_id: str, *, tenant: str | None = None) -> TemplateVersion:
+    """The version ``template_id`` names among the tenant's templates (another tenant's section
+    of the same name is invisible: :class:`TemplateNotFound`)."""
+    owner = _tenant(tenant)
     section, version = parse_template_id(template_id)
-    active = _active_version(section)
+    active = _active_version(owner, section)
     if version is None:
         version = active
         if version is None:
             raise TemplateNotFound(f"template {template_id!r} not found")
     item = aws.client("dynamodb").get_item(
-        TableName=config.table(), Key={"PK": {"S": _pk(section)}, "SK": {"S": _sk(version)}}
+        TableName=config.table(), Key={"PK": {"S": _pk(owner, section)}, "SK": {"S": _sk(version)}}
     ).get("Item")
     if not item:
         raise TemplateNotFound(f"template {template_id!r} not found")
@@ -169,11 +184,13 @@ def html_of(tv: TemplateVersion) -> str:
     return _html_cached(config.bucket(), tv.html_key)
 
 
-def list_templates(section: str | None = None) -> list[TemplateVersion]:
+def list_templates(section: str | None = None, *, tenant: str | None = None) -> list[TemplateVersion]:
+    owner = _tenant(tenant)
     ddb = aws.client("dynamodb")
     kwargs: dict[str, Any] = {
         "TableName": config.table(), "IndexName": stack_spec().table.gsi_name,
-        "KeyConditionExpression": "GSI1PK = :k", "ExpressionAttributeValues": {":k": {"S": LIST_KEY}},
+        "KeyConditionExpression": "GSI1PK = :k",
+        "ExpressionAttributeValues": {":k": {"S": LIST_KEY.format(tenant=owner)}},
     }
     if section:
         kwargs["KeyConditionExpression"] += " AND begins_with(GSI1SK, :s)"
@@ -190,6 +207,6 @@ def list_templates(section: str | None = None) -> list[TemplateVersion]:
     for item in items:
         sec = item["section"]["S"]
         if sec not in actives:
-            actives[sec] = _active_version(sec)
+            actives[sec] = _active_version(owner, sec)
         out.append(_from_item(item, actives[sec]))
     return out

@@ -3,11 +3,12 @@ request's answer (the same job), through Powertools' idempotency utility with Dy
 persistence on the project table (records under ``PK = IDEMPOTENCY#api``, expiring through
 the table's TTL attribute after a day).
 
-The key is the header value scoped by route; the request body is the validated payload, so
-the same key with a different body is refused (422) instead of silently answering with a
-job the caller did not ask for. A retry that arrives while the first request is still
-running gets 409 (retry later). A request that raised (404 template, 413 ...) leaves no
-record, so it can be retried with the same key.
+The key is the header value scoped by tenant and route (another API key's identical header
+value is another key: a caller can never get someone else's job back by reusing it); the
+request body is the validated payload, so the same key with a different body is refused
+(422) instead of silently answering with a job the caller did not ask for. A retry that
+arrives while the first request is still running gets 409 (retry later). A request that
+raised (404 template, 413 ...) leaves no record, so it can be retried with the same key.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import BaseModel
 
-from posterflow import aws, config
+from posterflow import aws, config, tenancy
 from posterflow.api.errors import ApiError
 from posterflow.resources import stack_spec
 
@@ -40,7 +41,7 @@ EXPIRES_AFTER_S = 24 * 3600
 Answer = tuple[dict[str, Any], int]
 
 _CONFIG = IdempotencyConfig(
-    event_key_jmespath="[route, key]",
+    event_key_jmespath="[tenant, route, key]",
     payload_validation_jmespath="body",
     raise_on_no_idempotency_key=True,
     expires_after_seconds=EXPIRES_AFTER_S,
@@ -87,7 +88,8 @@ def once(app: APIGatewayRestResolver, route: str, body: BaseModel | dict[str, An
     if app.lambda_context is not None:
         _CONFIG.register_lambda_context(app.lambda_context)
     try:
-        answer = _runner(config.table())(request={"route": route, "key": key, "body": payload}, produce=produce)
+        request = {"tenant": tenancy.current(), "route": route, "key": key, "body": payload}
+        answer = _runner(config.table())(request=request, produce=produce)
     except IdempotencyValidationError:
         raise ApiError(422, "idempotency_key_reused",
                        f"this {HEADER} was used with a different request body; use a new key for a new request",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from posterflow import aws, config
+from posterflow import aws, config, tenancy
 from posterflow.api.errors import ApiError
 
 LINK_TTL_S = 7 * 24 * 3600
@@ -13,7 +13,7 @@ LINK_TTL_S = 7 * 24 * 3600
 
 def invoke_render(spec: dict[str, Any]) -> dict[str, Any]:
     resp = aws.client("lambda").invoke(FunctionName=config.function_name("render"),
-                                       Payload=json.dumps({"spec": spec}).encode())
+                                       Payload=json.dumps({"spec": spec, "tenant": tenancy.current()}).encode())
     payload = json.loads(resp["Payload"].read() or b"null")
     if resp.get("FunctionError"):
         raise ApiError(502, "render_failed", f"render function failed: {payload.get('errorType')}",

@@ -19,13 +19,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from posterflow import config, enqueue, jobs
+from posterflow import config, enqueue, jobs, tenancy
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
 from posterflow.api.fields import JsonObject
 from posterflow.api.render_client import presigned_get
 from posterflow.api.routes_generate import job_links
 from posterflow.crop import CropOptions
+from posterflow.net import sources
 
 MAX_IMAGES = 10_000
 """Like the poster batch's inline limit; more images go in a ZIP dropped into S3."""
@@ -87,31 +88,22 @@ class AddImagesRequest(BaseModel):
     metadata: JsonObject = Field(default_factory=dict)
 
 
-def _source(image: str | ImageRef, bucket: str, index: int) -> dict[str, str]:
-    """``{"key": ...}`` or ``{"url": ...}`` (plus ``id``), checked for shape only: whether the
-    key exists or the URL is allowed is the worker's to find out, per item."""
-    if isinstance(image, ImageRef):
-        ref = image
-    else:
-        text = image.strip()
-        ref = ImageRef(url=text) if _URL.match(text) and not text.lower().startswith("s3://") else ImageRef(key=text)
-    out: dict[str, str] = {}
-    if ref.url is not None:
-        out["url"] = ref.url.strip()
-        if not out["url"]:
-            raise ApiError(422, "invalid_image", f"images[{index}]: the URL is empty")
-    else:
-        key = (ref.key or "").strip()
-        if key.lower().startswith("s3://"):
-            own, _, key = key[5:].partition("/")
-            if own != bucket:
-                raise ApiError(422, "invalid_image", f"images[{index}]: only keys of the bucket {bucket} can be read",
-                               {"index": index, "bucket": own})
-        key = key.lstrip("/")
-        if not key or len(key) > MAX_KEY_CHARS:
-            raise ApiError(422, "invalid_image",
-                           f"images[{index}]: an S3 key of 1..{MAX_KEY_CHARS} characters is needed")
-        out["key"] = key
+def _source(image: str | ImageRef, index: int) -> dict[str, str]:
+    """``{"key": ...}`` or ``{"url": ...}`` (plus ``id``). A key must be one of the caller's
+    objects (:mod:`posterflow.net.sources`); whether it exists or a URL is allowed is the
+    worker's to find out, per item."""
+    ref = image if isinstance(image, ImageRef) else (
+        ImageRef(url=image.strip()) if _URL.match(image.strip()) and not image.strip().lower().startswith("s3://")
+        else ImageRef(key=image.strip()))
+    try:
+        found = sources.parse(ref.key if ref.key is not None else (ref.url or ""), tenant=tenancy.current(),
+                              what=f"images[{index}]")
+    except sources.SourceRefused as exc:
+        raise ApiError(422, "invalid_image", exc.reason, {"index": index}) from None
+    if found.kind == "data":
+        raise ApiError(422, "invalid_image", f"images[{index}]: give an S3 key or a URL, not a data: URI",
+                       {"index": index})
+    out = {"key": found.key} if found.key is not None else {"url": found.url or ""}
     if ref.id:
         out["id"] = ref.id
     return out
@@ -198,19 +190,23 @@ def register(app: APIGatewayRestResolver) -> None:
             raise ApiError(413, "too_many_images", f"{len(body.images)} images is over the limit of {MAX_IMAGES}; "
                            "drop a ZIP of the photos under uploads/ instead")
         bucket = config.bucket()
-        sources = [_source(image, bucket, i) for i, image in enumerate(body.images)]
+        images = [_source(image, i) for i, image in enumerate(body.images)]
         options = body.options.crop_options()
-        fingerprint = _fingerprint(sources, options)
+        fingerprint = _fingerprint(images, options)
         existing = jobs.find_job(body.batch_id) if body.batch_id else None
         if existing is None:
             try:
-                job = _create(body, sources, fingerprint, bucket, options)
-                queued, status = len(sources), 202
+                job = _create(body, images, fingerprint, bucket, options)
+                queued, status = len(images), 202
             except jobs.JobStateConflict:  # the same batch id, created by a concurrent request
                 existing = jobs.get_job(body.batch_id or "")
         if existing is not None:
-            job, queued, status = existing, _replay(existing, fingerprint, sources, bucket, options), 200
-        return {"success": True, "batchId": job.job_id, "job_id": job.job_id, "imageCount": len(sources),
+            if existing.tenant != tenancy.current():
+                # Batch ids are the callers' own words, so two tenants can pick the same one;
+                # say it is taken without saying anything about the other batch.
+                raise ApiError(409, "batch_conflict", f"batch id {existing.job_id} is taken; choose another")
+            job, queued, status = existing, _replay(existing, fingerprint, images, bucket, options), 200
+        return {"success": True, "batchId": job.job_id, "job_id": job.job_id, "imageCount": len(images),
                 "queued": queued, **job_links(job)}, status
 
     @app.post("/api/batch/add-images")
@@ -221,6 +217,6 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.get("/api/batch/status/<batch_id>")
     def batch_status(batch_id: str) -> dict[str, Any]:
         job = jobs.find_job(batch_id)
-        if job is None:
+        if job is None or job.tenant != tenancy.current():
             raise ApiError(404, "batch_not_found", f"batch {batch_id} not found")
         return {"success": True, "batch": batch_json(job)}

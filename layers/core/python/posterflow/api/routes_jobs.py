@@ -61,7 +61,7 @@ def job_json(job: jobs.Job) -> dict[str, Any]:
 def _with_results(job_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
     if not 1 <= limit <= 1000:
         raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
-    job = jobs.get_job(job_id)
+    job = jobs.owned_job(job_id)
     try:
         items, next_cursor = jobs.list_items(job_id, limit=limit, cursor=cursor)
     except jobs.InvalidCursor as exc:
@@ -96,13 +96,14 @@ def register(app: APIGatewayRestResolver) -> None:
 
     @app.post("/api/jobs/<job_id>/cancel")
     def cancel(job_id: str) -> dict[str, Any]:
+        jobs.owned_job(job_id)
         outcome = jobs.cancel_job(job_id)
         return {"success": True, "job_id": job_id, **outcome.model_dump(mode="json"),
                 "job": job_json(jobs.get_job(job_id))}
 
     @app.post("/api/jobs/<job_id>/retry")
     def retry(job_id: str) -> dict[str, Any]:
-        plan = plan_for(jobs.get_job(job_id))
+        plan = plan_for(jobs.owned_job(job_id))
         items = jobs.retry_failed(job_id, retryable=plan.retryable)
         enqueue.send_messages(plan.queue, plan.messages(items))
         jobs.add_log(job_id, "INFO", f"retrying {len(items)} failed item(s)")

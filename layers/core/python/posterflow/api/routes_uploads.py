@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from posterflow import aws, config, jobs, template_store
+from posterflow import aws, config, jobs, template_store, tenancy
 from posterflow.api import idempotency
 from posterflow.api.fields import JsonObject
 from posterflow.api.routes_generate import OutputOptions, job_links
@@ -73,7 +73,9 @@ def create_upload(body: UploadRequest) -> tuple[dict[str, Any], int]:
     spec = body.model_dump(include=set(_SPEC_FIELDS), exclude_none=True) if body.kind == "poster" else {}
     job = jobs.create_job(body.kind, None, name=body.name or body.filename, notify_email=body.notify_email,
                           webhook_url=body.webhook_url, metadata={**body.metadata, "spec": spec}, **template)
-    key = f"{stack_spec().bucket.uploads_prefix}{job.job_id}/{body.filename}"
+    # uploads/<tenant>/<job_id>/<file>: the splitter finds the job by both, so a key cannot
+    # name another tenant's job.
+    key = tenancy.scoped_key(stack_spec().bucket.uploads_prefix, job.tenant, f"{job.job_id}/{body.filename}")
     jobs.add_log(job.job_id, "INFO", f"waiting for the upload of {body.filename}", {"key": key})
     content_type = CONTENT_TYPES[body.kind]
     links = job_links(job)

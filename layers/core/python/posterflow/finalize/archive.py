@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from stream_zip import NO_COMPRESSION_64, ZIP_64, MemberFile, stream_zip
 
-from posterflow import aws, config, jobs
+from posterflow import aws, config, jobs, tenancy
 from posterflow.finalize.manifest import ManifestRow, ManifestWriter, member_name
 from posterflow.finalize.multipart import MultipartWriter
 from posterflow.resources import stack_spec
@@ -52,10 +52,11 @@ class ArchiveResult:
         return self.files == 0
 
 
-def archive_key(job_id: str, finalize_round: int) -> str:
-    """Deterministic, so a re-run overwrites (or reuses) the same object."""
+def archive_key(tenant: str, job_id: str, finalize_round: int) -> str:
+    """Deterministic, so a re-run overwrites (or reuses) the same object; under the tenant's
+    ``archives/<tenant>/`` like every key written for it."""
     suffix = "" if finalize_round == 0 else f"-r{finalize_round}"
-    return f"{stack_spec().bucket.archives_prefix}{job_id}/results{suffix}.zip"
+    return tenancy.scoped_key(stack_spec().bucket.archives_prefix, tenant, f"{job_id}/results{suffix}.zip")
 
 
 def download_file_name(job: jobs.Job) -> str:

@@ -99,7 +99,7 @@ def _archive(ev: FinalizeEvent) -> dict[str, Any]:
         )
         return outcome(job, proceed=False, status=str(job.status), reason="items outstanding")
     status = str(job.status if job.is_final else job.final_status())
-    key = archive.archive_key(job.job_id, ev.finalize_round)
+    key = archive.archive_key(job.tenant, job.job_id, ev.finalize_round)
     flag = f"archive_r{ev.finalize_round}"
     recorded = job.extra.get(flag)
     if isinstance(recorded, dict) and archive.existing_archive(job, key):

@@ -3,7 +3,8 @@
 Layout (DESIGN.md, one table): ``JOB#<id>/META`` holds the job and its counters;
 ``JOB#<id>/ITEM#000123`` one item each; ``JOB#<id>/INDEX`` is a small copy of the job's
 listing fields and the only record carrying the GSI keys (``GSI1PK = JOBS#<status>``,
-``GSI1SK = <created_at>#<job_id>``). Keeping the GSI keys off META matters: with an ``ALL``
+``GSI1SK = <tenant>#<created_at>#<job_id>``: a tenant's jobs of one status are one key range,
+newest last). Keeping the GSI keys off META matters: with an ``ALL``
 projection every counter update of META would otherwise be replicated into one GSI partition
 shared by all jobs. The INDEX record changes only at creation and on status changes.
 """
@@ -24,6 +25,7 @@ from posterflow.jobs._expr import Expr
 from posterflow.jobs.models import (
     ALLOWED_FROM,
     FINAL_JOB_STATUSES,
+    InvalidCursor,
     Item,
     ItemNotFound,
     ItemStatus,
@@ -103,15 +105,18 @@ def create_job(
     metadata: dict[str, Any] | None = None,
     name: str | None = None,
     job_id: str | None = None,
+    tenant: str | None = None,
 ) -> Job:
-    """A new job, status ``queued``. ``total`` may be left ``None`` for a streamed input whose
-    size the splitter learns only at the end (:func:`set_total`)."""
+    """A new job of ``tenant`` (default: the caller's), status ``queued``. ``total`` may be left
+    ``None`` for a streamed input whose size the splitter learns only at the end
+    (:func:`set_total`)."""
     if total is not None and not 0 <= total <= d.MAX_ITEMS:
         raise ValueError(f"total must be within 0..{d.MAX_ITEMS}")
     metadata = metadata or {}
     if _json_size(metadata) > MAX_METADATA_BYTES:
         raise ItemTooLarge(f"job metadata is larger than {MAX_METADATA_BYTES} bytes")
     job_id = job_id or uuid.uuid4().hex
+    tenant = tenancy.normalise(tenant) if tenant else tenancy.current()
     now = d.now_iso()
     epoch = time.time()
     expires_at = int(epoch) + config.retention_days() * 86400
@@ -133,7 +138,7 @@ def create_job(
         "notify_email": notify_email,
         "webhook_url": webhook_url,
         "metadata": metadata,
-        "tenant": tenancy.current(),
+        "tenant": tenant,
         "token": tokens.job_token(job_id),
         "created_at": now,
         "updated_at": now,
@@ -153,7 +158,7 @@ def create_job(
         t.sort_key: d.INDEX,
         "entity": "job_index",
         t.gsi_partition_key: _gsi_pk(JobStatus.QUEUED),
-        t.gsi_sort_key: f"{now}#{job_id}",
+        t.gsi_sort_key: f"{tenant}#{now}#{job_id}",
         t.ttl_attribute: expires_at,
         "job_id": job_id,
         "kind": kind,
@@ -197,6 +202,15 @@ def find_job(job_id: str) -> Job | None:
         return get_job(job_id)
     except JobNotFound:
         return None
+
+
+def owned_job(job_id: str, tenant: str | None = None) -> Job:
+    """The job if it belongs to ``tenant`` (default: the caller's); another tenant's job is
+    :class:`JobNotFound`, exactly as a job that does not exist, so ids reveal nothing."""
+    job = find_job(job_id)
+    if job is None or job.tenant != (tenant or tenancy.current()):
+        raise JobNotFound(job_id)
+    return job
 
 
 def is_cancelled(job_id: str) -> bool:
@@ -278,26 +292,43 @@ def touch(job_id: str) -> None:
 
 
 def list_jobs(
-    status: JobStatus | str | None = None, *, limit: int = 50, cursor: str | None = None
+    status: JobStatus | str | None = None,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    tenant: str | None = None,
+    all_tenants: bool = False,
 ) -> tuple[list[Job], str | None]:
-    """Jobs newest first, optionally of one status; ``cursor`` continues a previous page.
+    """The jobs of ``tenant`` (default: the caller's) newest first, optionally of one status;
+    ``cursor`` continues a previous page. ``all_tenants`` lists every tenant's (the stall
+    sweep; the order is then by tenant, then age).
 
-    Each status is one GSI partition; without a filter the newest ``limit`` of every status
-    partition are merged, and the cursor is the last returned sort key, so it works the same
-    for both shapes."""
+    Each status is one GSI partition; without a status filter the newest ``limit`` of every
+    status partition are merged, and the cursor is the last returned sort key, so it works the
+    same for both shapes. The cursor is bound to the tenant: another tenant's is refused."""
     if not 1 <= limit <= 1000:
         raise ValueError("limit must be within 1..1000")
     wanted = [JobStatus(status)] if status is not None else list(JobStatus)
-    scope = "jobs:" + (wanted[0].value if status is not None else "*")
+    owner = "*" if all_tenants else (tenant or tenancy.current())
+    scope = f"jobs:{owner}:" + (wanted[0].value if status is not None else "*")
     before = d.decode_cursor(cursor, scope) if cursor else None
+    if before is not None and not all_tenants and not before.startswith(owner + "#"):
+        raise InvalidCursor("cursor belongs to another listing")  # an edited position
     t = d.spec()
     found: list[tuple[str, str]] = []
     more = False
     for s in wanted:
         e = Expr()
         condition = f"{e.name(t.gsi_partition_key)} = {e.value(_gsi_pk(s))}"
-        if before is not None:
-            condition += f" AND {e.name(t.gsi_sort_key)} < {e.value(before)}"
+        if all_tenants:
+            if before is not None:
+                condition += f" AND {e.name(t.gsi_sort_key)} < {e.value(before)}"
+        elif before is not None:
+            # One sort-key condition per query: the range from the tenant's first key up to the
+            # cursor, which is itself dropped below.
+            condition += f" AND {e.name(t.gsi_sort_key)} BETWEEN {e.value(owner + '#')} AND {e.value(before)}"
+        else:
+            condition += f" AND begins_with({e.name(t.gsi_sort_key)}, {e.value(owner + '#')})"
         resp = d.ddb().query(
             TableName=d.table(),
             IndexName=t.gsi_name,
@@ -305,12 +336,13 @@ def list_jobs(
             ExpressionAttributeNames=e.names,
             ExpressionAttributeValues=e.values,
             ScanIndexForward=False,
-            Limit=limit,
+            Limit=limit + (1 if before is not None and not all_tenants else 0),
         )
         more = more or "LastEvaluatedKey" in resp
         for raw in resp.get("Items", []):
             values = d.from_item(raw)
-            found.append((values[t.gsi_sort_key], values["job_id"]))
+            if values[t.gsi_sort_key] != before:
+                found.append((values[t.gsi_sort_key], values["job_id"]))
     found.sort(reverse=True)
     # A job that changes status between two partition queries shows up in both: keep one.
     newest: dict[str, str] = {}
@@ -352,7 +384,7 @@ def list_active_jobs() -> Iterator[Job]:
     for status in (JobStatus.QUEUED, JobStatus.PROCESSING):
         cursor: str | None = None
         while True:
-            jobs, cursor = list_jobs(status, limit=100, cursor=cursor)
+            jobs, cursor = list_jobs(status, limit=100, cursor=cursor, all_tenants=True)
             yield from jobs
             if cursor is None:
                 break
