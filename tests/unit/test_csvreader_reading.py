@@ -133,16 +133,14 @@ def test_bad_input_is_refused_with_a_reason(data: bytes, code: str, words: str) 
     assert words in str(err.value)
 
 
-def test_a_late_encoding_error_names_the_line_and_offset() -> None:
+def test_a_late_encoding_error_fails_its_row_naming_the_line_and_offset() -> None:
     head = b"name,n\n" + b"".join(f"row{i},{i}\n".encode() for i in range(20))
-    data = head + b"caf\xc3,9\n"  # a truncated UTF-8 sequence, after a UTF-8 sample
-    read: list[str] = []
-    with pytest.raises(CsvError) as err:
-        for row in CsvReader(io.BytesIO(data), sample_bytes=32):
-            read.append(row.values["name"])
-    assert len(read) == 20
-    assert err.value.code == "encoding" and err.value.line == 22 and err.value.offset == len(head) + 3
-    assert "UTF-8" in str(err.value)
+    data = head + b"caf\xc3,9\nafter,10\n"  # a truncated UTF-8 sequence, after a UTF-8 sample
+    rows = list(CsvReader(io.BytesIO(data), sample_bytes=32))
+    assert len(rows) == 22 and rows[-1].values == {"name": "after", "n": "10"} and rows[-1].error is None
+    bad = rows[20]
+    assert bad.line == 22 and bad.error is not None
+    assert f"byte offset {len(head) + 3}" in bad.error and "line 22" in bad.error and "UTF-8" in bad.error
 
 
 def test_reads_in_bounded_chunks_from_a_trickling_stream() -> None:
@@ -153,9 +151,16 @@ def test_reads_in_bounded_chunks_from_a_trickling_stream() -> None:
     assert stream.max_read <= 64 * 1024
 
 
-def test_an_endless_line_is_refused() -> None:
-    with pytest.raises(CsvError, match="longer than"):
-        read_rows(b"a,b\n" + b"x" * 5000, max_line_bytes=1000)
+def test_an_endless_last_line_fails_its_row() -> None:
+    rows = read_rows(b"a,b\n1,2\n" + b"x" * 5000, max_line_bytes=1000)
+    assert len(rows) == 2 and rows[0].error is None
+    assert rows[1].line == 3 and rows[1].error == "line 3 is longer than 1000 bytes"
+
+
+def test_an_over_long_header_is_refused() -> None:
+    with pytest.raises(CsvError, match="longer than") as err:
+        read_rows(b"a," + b"x" * 5000 + b"\n1,2\n", max_line_bytes=1000)
+    assert err.value.code == "line_too_long" and err.value.line == 1
 
 
 def test_old_mac_line_endings() -> None:

@@ -6,10 +6,12 @@ and delimiter from a leading sample, then decodes and parses line by line.
 
 - Encoding: UTF-8 with or without BOM, else Windows-1252 (Excel's "CSV" on Windows). UTF-16
   and binary input (NUL bytes, control characters, ZIP/XLSX/PDF/image signatures) are refused
-  with a reason. A byte sequence invalid in the chosen encoding further on is a
-  :class:`CsvError` naming the line and byte offset, never silently replaced.
+  with a reason. A byte sequence invalid in the chosen encoding further on fails its row, with
+  an error naming the line and byte offset; it is never silently replaced.
 - Delimiter: the one of ``,`` ``;`` tab that splits the header into most columns consistently.
 - Quoted fields may contain delimiters, quotes and newlines.
+- Every data row is accounted for: a row that cannot be read (a line over the limit, broken
+  quoting, bad bytes) is a :class:`CsvRow` with ``error`` set, and reading goes on after it.
 - Header names are normalised: trimmed, lower-cased, inner whitespace → ``_``
   (``"Username "`` → ``username``, ``"First Name"`` → ``first_name``).
 - Blank rows are skipped and counted; a row limit raises :class:`CsvRowLimitExceeded`.
@@ -27,7 +29,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 DEFAULT_MAX_ROWS = 100_000
 SAMPLE_BYTES = 64 * 1024
@@ -163,6 +165,149 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
+class _LineTooLong(Exception):
+    """A line over the limit was skipped (never held whole); its record cannot be read."""
+
+
+class _Interrupted(Exception):
+    """A record still open (inside a quoted field) ran into a line over the limit, which is
+    left unread to fail as a record of its own."""
+
+
+class _Record(NamedTuple):
+    line: int  # physical line where the record starts
+    cells: list[str]
+    error: str | None = None  # the record could not be read as is
+    code: str | None = None  # the CsvError code that error would carry (a header is refused with it)
+
+
+class _LineSource:
+    """The physical lines of the input, decoded, for ``csv.reader`` to pull from.
+
+    It counts the bytes and lines handed out (``offset``, ``line``) and keeps the lines of the
+    record being parsed, so that a record found malformed can give all but its first line back
+    to be read again: a stray quote then costs one row, not every row it swallowed. A line over
+    the limit is skipped as it streams by and raises :class:`_LineTooLong`; bytes invalid in
+    the encoding are replaced and noted in ``record_error`` for the record to fail with."""
+
+    def __init__(self, stream: BinaryReadable, max_line_bytes: int) -> None:
+        self._stream = stream
+        self._max = max_line_bytes
+        self._buffer = b""
+        self.eof = False
+        self.encoding = "utf-8"
+        self.newline = b"\n"
+        self.bom = 0
+        self.offset = 0  # bytes handed out so far: the end of the last line
+        self.line = 0  # lines handed out so far
+        self.record_line = 1
+        self.record_error: str | None = None
+        self.record_hit_end = False  # the record ran into the end of the input
+        self._record_start = 0
+        self._record: list[tuple[bytes, str]] = []
+
+    def fill(self, size: int) -> bytes:
+        """Make the buffer hold at least ``size`` bytes (or everything left)."""
+        while len(self._buffer) < size and not self.eof:
+            chunk = self._stream.read(max(1, min(_CHUNK, size - len(self._buffer))))
+            if not chunk:
+                self.eof = True
+            else:
+                self._buffer += chunk
+        return self._buffer
+
+    def __iter__(self) -> _LineSource:
+        return self
+
+    def __next__(self) -> str:
+        raw = self._take()
+        start = self.offset
+        self.offset += len(raw)
+        self.line += 1
+        text = self._decode(raw, start)
+        self._record.append((raw, text))
+        return text
+
+    def begin_record(self) -> None:
+        self._record = []
+        self._record_start = self.offset
+        self.record_line = self.line + 1
+        self.record_error = None
+        self.record_hit_end = False
+
+    @property
+    def record_lines(self) -> list[str]:
+        return [text for _, text in self._record]
+
+    def give_back_all_but_first(self) -> bool:
+        """Return the record's lines after its first to be read again; False if it has one."""
+        if len(self._record) < 2:
+            return False
+        first = self._record[0][0]
+        self._buffer = b"".join(raw for raw, _ in self._record[1:]) + self._buffer
+        self.offset = self._record_start + len(first)
+        self.line = self.record_line
+        self._record = self._record[:1]
+        return True
+
+    def _take(self) -> bytes:
+        at = self._buffer.find(self.newline)
+        while at < 0 and not self.eof and len(self._buffer) <= self._max:
+            searched = len(self._buffer)
+            self.fill(searched + _CHUNK)
+            at = self._buffer.find(self.newline, searched)
+        if (at < 0 and len(self._buffer) > self._max) or at + 1 > self._max:
+            if self._record:
+                raise _Interrupted
+            self._skip_long_line()
+        if at < 0:
+            raw, self._buffer = self._buffer, b""
+            if not raw:
+                self.record_hit_end = True
+                raise StopIteration
+            return raw
+        raw, self._buffer = self._buffer[: at + 1], self._buffer[at + 1:]
+        return raw
+
+    def _skip_long_line(self) -> NoReturn:
+        """Drop the rest of an over-long line chunk by chunk: it is never held whole."""
+        skipped = 0
+        while True:
+            at = self._buffer.find(self.newline)
+            if at >= 0:
+                skipped += at + 1
+                self._buffer = self._buffer[at + 1:]
+                break
+            skipped += len(self._buffer)
+            self._buffer = b""
+            if self.eof:
+                break
+            self.fill(_CHUNK)
+        self.offset += skipped
+        self.line += 1
+        raise _LineTooLong(f"line {self.line} is longer than {self._max} bytes")
+
+    def _decode(self, raw: bytes, start: int) -> str:
+        skip = self.bom if start == 0 else 0
+        body = raw[skip:]
+        if b"\x00" in body:
+            # The sample refuses NUL bytes as binary; further on they fail only their row.
+            self._note(f"a NUL byte at byte offset {start + skip + body.index(0)} (line {self.line}): "
+                       "binary data, not CSV text")
+        try:
+            return body.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            name = "UTF-8" if self.encoding == "utf-8" else "Windows-1252"
+            self._note(f"invalid {name} bytes at byte offset {start + skip + exc.start} (line {self.line}); the "
+                       f"start of the file was {name}, so the file mixes encodings: save it again as CSV UTF-8")
+            return body.decode(self.encoding, errors="replace")
+
+    def _note(self, error: str) -> None:
+        """The record fails with the first problem found in its lines."""
+        if self.record_error is None:
+            self.record_error = error
+
+
 class CsvReader:
     """Iterate :class:`CsvRow` objects from a binary stream.
 
@@ -170,6 +315,11 @@ class CsvReader:
     ``checkpoint.offset`` (an S3 GET with ``Range: bytes=<offset>-``).
     ``required_columns``: names (normalised like the header) every row needs; when the header
     lacks some, :attr:`missing_columns` lists them and every row carries an error naming them.
+
+    A data record that cannot be read (a line over ``max_line_bytes``, bytes invalid in the
+    encoding, broken quoting, a field over the csv module's limit) is still a row, with
+    ``error`` saying why: reading goes on after it, so every row of the input is accounted for.
+    Only the input as a whole (encoding, binary, header, row limit) raises :class:`CsvError`.
     """
 
     def __init__(
@@ -182,41 +332,36 @@ class CsvReader:
         sample_bytes: int = SAMPLE_BYTES,
         max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
-        self._stream = stream
+        self._source = source = _LineSource(stream, max_line_bytes)
         self.max_rows = max_rows
-        self._max_line_bytes = max_line_bytes
-        self._eof = False
-        self._buffer = b""
         self.blank_rows = 0
         self.rows = 0
-        self._line = 0  # lines consumed so far
-        self._offset = 0  # bytes consumed so far (end of the last line handed to the parser)
         self._iterating = False
         if checkpoint is not None:
-            self.encoding = checkpoint.encoding
+            self.encoding = source.encoding = checkpoint.encoding
             self.delimiter = checkpoint.delimiter
-            self._newline = checkpoint.newline.encode()
+            source.newline = checkpoint.newline.encode()
             self.header = list(checkpoint.header)
             self.missing_columns = list(checkpoint.missing_columns)
             self._required = list(checkpoint.required)
             self.rows = checkpoint.rows
             self.blank_rows = checkpoint.blank_rows
-            self._line = checkpoint.line
-            self._offset = checkpoint.offset
-            self._bom = 0
+            source.line = checkpoint.line
+            source.offset = checkpoint.offset
             self._records = self._parse()
             return
-        sample = self._fill(sample_bytes)
+        sample = source.fill(sample_bytes)
         if not sample:
             raise CsvError("the file is empty", code="empty")
         # Encoding first: UTF-16 text is full of NUL bytes but deserves its own message.
-        self.encoding, self._bom = _detect_encoding(sample, self._eof)
+        self.encoding, source.bom = _detect_encoding(sample, source.eof)
+        source.encoding = self.encoding
         reason = _looks_binary(sample)
         if reason:
             raise CsvError(reason, code="binary")
-        self._newline = b"\n" if b"\n" in sample else (b"\r" if b"\r" in sample else b"\n")
-        complete = sample if self._eof else sample[: sample.rfind(self._newline) + 1] or sample
-        text = complete[self._bom:].decode(self.encoding, errors="replace")
+        source.newline = b"\n" if b"\n" in sample else (b"\r" if b"\r" in sample else b"\n")
+        complete = sample if source.eof else sample[: sample.rfind(source.newline) + 1] or sample
+        text = complete[source.bom:].decode(self.encoding, errors="replace")
         self.delimiter = _sniff_delimiter(text)
         self._records = self._parse()
         self.header = self._read_header()
@@ -226,61 +371,49 @@ class CsvReader:
 
     # -- reading -------------------------------------------------------------------
 
-    def _fill(self, size: int) -> bytes:
-        """Make the buffer hold at least ``size`` bytes (or everything left)."""
-        while len(self._buffer) < size and not self._eof:
-            chunk = self._stream.read(max(1, min(_CHUNK, size - len(self._buffer))))
-            if not chunk:
-                self._eof = True
-            else:
-                self._buffer += chunk
-        return self._buffer
-
-    def _lines(self) -> Iterator[str]:
+    def _parse(self) -> Iterator[_Record]:
+        """One record at a time; the source's ``offset`` is then the record's end. Strict
+        parsing makes broken quoting an error instead of a field swallowing the lines after it;
+        csv.reader starts afresh at each call, so it reads on after an error."""
+        source = self._source
+        reader = csv.reader(source, delimiter=self.delimiter, strict=True)
         while True:
-            at = self._buffer.find(self._newline)
-            while at < 0 and not self._eof and len(self._buffer) <= self._max_line_bytes:
-                self._fill(len(self._buffer) + _CHUNK)
-                at = self._buffer.find(self._newline)
-            if at < 0:
-                raw, self._buffer = self._buffer, b""
-                if not raw:
-                    return
-            else:
-                raw, self._buffer = self._buffer[: at + 1], self._buffer[at + 1:]
-            if len(raw) > self._max_line_bytes:
-                raise CsvError(f"a line is longer than {self._max_line_bytes} bytes", code="line_too_long",
-                               line=self._line + 1, offset=self._offset)
-            start = self._offset
-            body = raw[self._bom:] if start == 0 else raw
-            try:
-                text = body.decode(self.encoding)
-            except UnicodeDecodeError as exc:
-                name = "UTF-8" if self.encoding == "utf-8" else "Windows-1252"
-                raise CsvError(
-                    f"invalid {name} bytes at byte offset {start + exc.start}; the start of the file was "
-                    f"{name}, so the file mixes encodings: save it again as CSV UTF-8",
-                    code="encoding", line=self._line + 1, offset=start + exc.start,
-                ) from exc
-            self._offset += len(raw)
-            self._line += 1
-            yield text
-
-    def _parse(self) -> Iterator[tuple[int, list[str]]]:
-        """(start line, cells) per record; ``self._offset`` is then the record's end."""
-        reader = csv.reader(self._lines(), delimiter=self.delimiter)
-        while True:
-            start = self._line + 1
+            source.begin_record()
             try:
                 cells = next(reader)
             except StopIteration:
                 return
-            except csv.Error as exc:
-                raise CsvError(f"malformed CSV: {exc}", code="malformed", line=start, offset=self._offset) from exc
-            yield start, cells
+            except _LineTooLong as exc:
+                yield _Record(source.record_line, [], str(exc), "line_too_long")
+            except (csv.Error, _Interrupted) as exc:
+                yield self._malformed(exc)
+            else:
+                yield _Record(source.record_line, cells, source.record_error,
+                              "encoding" if source.record_error else None)
+
+    def _malformed(self, exc: csv.Error | _Interrupted) -> _Record:
+        """A record strict parsing refused, or one cut by an over-long line. Over several lines,
+        a quote opened on its first line is taken as never closed: that line fails and the
+        lines after it are read again. On one line, a quote still open at the end of the input
+        (or at an over-long line) fails too; otherwise the lenient reading the reader always
+        had stands (``"a"b`` is ``ab``)."""
+        source, line = self._source, self._source.record_line
+        if source.give_back_all_but_first():
+            why = f" ({exc})" if isinstance(exc, csv.Error) else ""
+            return _Record(line, [], f"bad quoting: a quoted field on line {line} is not closed properly{why}; "
+                           "the lines after it are read as rows of their own", "malformed")
+        if source.record_hit_end or isinstance(exc, _Interrupted):
+            return _Record(line, [], f"bad quoting: a quoted field on line {line} is never closed", "malformed")
+        try:
+            cells = next(csv.reader(source.record_lines, delimiter=self.delimiter))
+        except (csv.Error, StopIteration):
+            return _Record(line, [], f"malformed CSV: {exc}", "malformed")
+        return _Record(line, cells, source.record_error, "encoding" if source.record_error else None)
 
     def _read_header(self) -> list[str]:
-        for _, cells in self._records:
+        for line, cells, error, code in self._records:
+            if error is not None:
+                raise CsvError(f"the header row cannot be read: {error}", code=code or "malformed", line=line)
             if not any(c.strip() for c in cells):
                 continue
             header = [normalise_header(c) or f"column_{i + 1}" for i, c in enumerate(cells)]
@@ -288,7 +421,7 @@ class CsvReader:
             for i, name in enumerate(header):
                 if name in seen:
                     raise CsvError(f"duplicate column {name!r} (columns {seen[name] + 1} and {i + 1})",
-                                   code="duplicate_column", line=self._line)
+                                   code="duplicate_column", line=line)
                 seen[name] = i
             return header
         raise CsvError("the file has no header row", code="empty")
@@ -297,36 +430,38 @@ class CsvReader:
         if self._iterating:
             raise RuntimeError("a CsvReader can be iterated once")
         self._iterating = True
-        required = self._required
-        missing_error = (f"missing required column(s): {', '.join(self.missing_columns)}"
-                         if self.missing_columns else None)
-        width = len(self.header)
-        for line, cells in self._records:
-            if not any(c.strip() for c in cells):
+        for record in self._records:
+            if record.error is None and not any(c.strip() for c in record.cells):
                 self.blank_rows += 1
                 continue
             if self.max_rows is not None and self.rows >= self.max_rows:
                 raise CsvRowLimitExceeded(
                     f"the CSV has more than {self.max_rows} rows (the limit is {self.max_rows}): "
-                    "split it into smaller files", code="row_limit", line=line)
+                    "split it into smaller files", code="row_limit", line=record.line)
             self.rows += 1
-            error = missing_error
-            if len(cells) > width and any(c.strip() for c in cells[width:]):
-                error = error or f"row has {len(cells)} cells but the header has {width} columns"
-            values = dict(zip(self.header, cells, strict=False))
-            short = self.header[len(cells):]
-            for name in short:
-                values[name] = ""
-            missing_cells = [n for n in short if n in required]
-            if missing_cells and error is None:
-                error = f"row has {len(cells)} cells; no value for {', '.join(missing_cells)}"
-            yield CsvRow(number=self.rows, line=line, values=values, end_offset=self._offset, error=error)
+            yield self._row(record)
+
+    def _row(self, record: _Record) -> CsvRow:
+        cells, width = record.cells, len(self.header)
+        error = record.error or (f"missing required column(s): {', '.join(self.missing_columns)}"
+                                 if self.missing_columns else None)
+        if len(cells) > width and any(c.strip() for c in cells[width:]):
+            error = error or f"row has {len(cells)} cells but the header has {width} columns"
+        values = dict(zip(self.header, cells, strict=False))
+        short = self.header[len(cells):]
+        for name in short:
+            values[name] = ""
+        missing_cells = [n for n in short if n in self._required]
+        if missing_cells and error is None:
+            error = f"row has {len(cells)} cells; no value for {', '.join(missing_cells)}"
+        return CsvRow(number=self.rows, line=record.line, values=values, end_offset=self._source.offset, error=error)
 
     def checkpoint(self) -> Checkpoint:
         """Where to continue after the last row yielded."""
-        return Checkpoint(offset=self._offset, rows=self.rows, line=self._line, blank_rows=self.blank_rows,
+        source = self._source
+        return Checkpoint(offset=source.offset, rows=self.rows, line=source.line, blank_rows=self.blank_rows,
                           header=tuple(self.header), encoding=self.encoding, delimiter=self.delimiter,
-                          newline=self._newline.decode(), missing_columns=tuple(self.missing_columns),
+                          newline=source.newline.decode(), missing_columns=tuple(self.missing_columns),
                           required=tuple(self._required))
 
     def require_columns(self) -> None:
