@@ -31,6 +31,8 @@ def _cloud_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="REST API port (default: %(default)s)")
     p.add_argument("--ws-port", type=int, default=8001, help="WebSocket API port (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder for mail and files (default: ./out)")
+    p.add_argument("--allow-template-javascript", action="store_true",
+                   help="let templates run JavaScript (POSTERFLOW_TEMPLATE_JAVASCRIPT=allow; default off)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +130,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from posterflow_local.cloud import CloudOptions, LocalCloud
 
     cloud = LocalCloud(CloudOptions(host=args.host, aws_port=args.aws_port, api_port=args.port,
-                                    ws_port=args.ws_port, out_dir=args.out))
+                                    ws_port=args.ws_port, out_dir=args.out,
+                                    template_javascript=args.allow_template_javascript))
     cloud.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

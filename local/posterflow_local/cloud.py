@@ -53,6 +53,8 @@ class CloudOptions:
     concurrency: dict[str, int] = field(default_factory=dict)
     # Fault injection at start (None: off); tests switch it later through ``LocalCloud.faults``.
     faults: FaultConfig | None = None
+    # Let templates run JavaScript (POSTERFLOW_TEMPLATE_JAVASCRIPT=allow); off as in AWS.
+    template_javascript: bool = False
 
 
 class LocalCloud:
@@ -110,6 +112,8 @@ class LocalCloud:
         # Secrets Manager, so the local cloud runs the same code path as AWS.
         secret_arn = provision_signing_secret(self.spec, local_signing_secret(o.out_dir))
         self.extra_environment = {config.ENV_SIGNING_SECRET_ARN: secret_arn}
+        if o.template_javascript:
+            self.extra_environment[r.ENV_TEMPLATE_JAVASCRIPT] = "allow"
         # Every function gets the same resource variables; only the Powertools service name
         # differs, and that is applied while each handler module is imported.
         self.environment = {**r.function_environment(self.spec, self.spec.function("api"), self.refs),

@@ -99,3 +99,9 @@ def test_gateway_passes_text_bodies_as_api_gateway_does() -> None:
     request = make_mocked_request("POST", "/x", headers={"Content-Type": "image/png; q=1"})
     ev = rest_event(request, b"\x89PNG\xff", "prod", binary_media_types=("image/*",))
     assert (ev["body"], ev["isBase64Encoded"]) == (base64.b64encode(b"\x89PNG\xff").decode(), True)
+
+
+def test_a_body_that_is_not_json_under_another_type_is_415_in_the_error_shape(cloud: Any) -> None:
+    status, body, _ = api(cloud, "POST", "/api/generate", raw=b"name=Ada", headers={"Content-Type": "text/plain"})
+    assert status == 415, body
+    assert body["error"]["code"] == "unsupported_media_type" and "application/json" in body["error"]["message"]

@@ -121,7 +121,7 @@ def refresh_signing_secret() -> bool:
     return _from_secrets_manager(signing_keys.refresh)
 
 
-ENV_TEMPLATE_JAVASCRIPT = "POSTERFLOW_TEMPLATE_JAVASCRIPT"
+ENV_TEMPLATE_JAVASCRIPT = r.ENV_TEMPLATE_JAVASCRIPT
 
 
 def template_javascript_allowed() -> bool:

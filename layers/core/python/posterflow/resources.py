@@ -115,6 +115,9 @@ class StackSpec(_Spec):
     job_retention_days: int = 30
     api_stage: str = "prod"
     websocket_stage: str = "prod"
+    # Whether tenants' templates may run JavaScript (POSTERFLOW_TEMPLATE_JAVASCRIPT): off unless
+    # a deployment decides its tenants are trusted with it.
+    template_javascript: Literal["allow", "deny"] = "deny"
 
     # The DLQs are drained by one function; Lambda refuses an SQS event source whose visibility
     # timeout is below the function's timeout, and AWS recommends six times it.
@@ -274,6 +277,7 @@ ENV_WEBSOCKET_ENDPOINT = "POSTERFLOW_WEBSOCKET_ENDPOINT"
 ENV_WEBSOCKET_URL = "POSTERFLOW_WEBSOCKET_URL"
 ENV_API_URL = "POSTERFLOW_API_URL"
 ENV_RETENTION_DAYS = "POSTERFLOW_RETENTION_DAYS"
+ENV_TEMPLATE_JAVASCRIPT = "POSTERFLOW_TEMPLATE_JAVASCRIPT"
 
 
 class ResourceRefs(BaseModel):
@@ -299,6 +303,7 @@ def function_environment(spec: StackSpec, fn: FunctionSpec, refs: ResourceRefs) 
         ENV_WEBSOCKET_ENDPOINT: refs.websocket_endpoint,
         ENV_WEBSOCKET_URL: refs.websocket_url,
         ENV_API_URL: refs.api_url,
+        ENV_TEMPLATE_JAVASCRIPT: spec.template_javascript,
         "POWERTOOLS_SERVICE_NAME": fn.name,
         "POWERTOOLS_METRICS_NAMESPACE": spec.prefix,
         "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -64,7 +64,20 @@ def owns_key(tenant: str, key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key.startswith(f"{p}{tenant}/") for p in prefixes)
 
 
+def _derive(signing_secret: bytes, tenant: str | None) -> bytes:
+    derived = hmac.new(signing_secret, f"webhook:{tenant or DEFAULT_TENANT}".encode(), hashlib.sha256)
+    return derived.hexdigest().encode()
+
+
 def webhook_secret(tenant: str | None) -> bytes:
     """The HMAC key of ``X-Posterflow-Signature`` for this tenant's webhooks (hex, as bytes)."""
-    derived = hmac.new(config.signing_secret(), f"webhook:{tenant or DEFAULT_TENANT}".encode(), hashlib.sha256)
-    return derived.hexdigest().encode()
+    return _derive(config.signing_secret(), tenant)
+
+
+def webhook_secrets(tenant: str | None) -> tuple[bytes, ...]:
+    """The keys a delivery is signed with: the current one, and after a rotation of the signing
+    secret the previous one too, so a receiver that still holds the old key keeps verifying
+    until it fetches the new one (``GET /api/webhook-secret``)."""
+    previous = config.previous_signing_secret()
+    current = webhook_secret(tenant)
+    return (current,) if previous is None else (current, _derive(previous, tenant))

@@ -7,7 +7,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from posterflow import jobs, template_store, tenancy
 from posterflow.api import body as request_body
@@ -62,6 +65,12 @@ def build() -> APIGatewayRestResolver:
                                   [e.get("ctx") for e in errors])
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
         return error_response(422, "validation_error", "request failed validation", details)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_type(exc: RequestUnsupportedContentType) -> Response[str]:
+        return error_response(415, "unsupported_media_type",
+                              "this route takes a JSON body: send it with Content-Type: application/json",
+                              {"content_type": app.current_event.headers.get("content-type")})
 
     @app.exception_handler(ApiError)
     def api_error(exc: ApiError) -> Response[str]:

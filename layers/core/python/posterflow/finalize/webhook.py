@@ -16,6 +16,7 @@ import os
 import socket
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -141,7 +142,8 @@ def payload(job: Any, *, status: str, results_url: str | None, status_url: str) 
     return json.dumps(body, separators=(",", ":"), default=str).encode()
 
 
-def deliver(url: str, body: bytes, *, secret: bytes | None = None, timeout: float | None = None) -> Delivery:
+def deliver(url: str, body: bytes, *, secret: bytes | Sequence[bytes] | None = None,
+            timeout: float | None = None) -> Delivery:
     """POST ``body`` signed with ``X-Posterflow-Signature``. Returns on 2xx; raises
     :class:`WebhookRefused`, :class:`WebhookRejected` or :class:`WebhookRetryableError`."""
     target = resolve_target(url)

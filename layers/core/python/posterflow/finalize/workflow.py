@@ -175,7 +175,7 @@ def _webhook(ev: FinalizeEvent) -> dict[str, Any]:
     body = webhook.payload(job, status=status, results_url=results, status_url=links.status_url(job.job_id))
     attempt = ev.attempt + 1
     try:
-        delivery = webhook.deliver(job.webhook_url, body, secret=tenancy.webhook_secret(job.tenant))
+        delivery = webhook.deliver(job.webhook_url, body, secret=tenancy.webhook_secrets(job.tenant))
     except (webhook.WebhookRefused, webhook.WebhookRejected) as exc:
         state.put(job.job_id, flag, {"state": "failed", "error": str(exc), "attempts": attempt})
         jobs.add_log(job.job_id, "WARNING", f"webhook not delivered: {exc}", {"attempt": attempt})
