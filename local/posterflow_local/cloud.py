@@ -15,17 +15,15 @@ from typing import Any
 
 from posterflow import config
 from posterflow import resources as r
-from posterflow_local import (
-    fast_dispatch,
-    fast_dynamodb,
-    fast_expressions,
-    fast_items,
-    fast_query,
-    fast_s3,
-    fast_serialize,
-    fast_sqs,
-    mailbox,
-)
+from posterflow_local.patches import dispatch as fast_dispatch
+from posterflow_local.patches import dynamodb_item_sizes as fast_items
+from posterflow_local.patches import dynamodb_query as fast_query
+from posterflow_local.patches import dynamodb_serialize as fast_serialize
+from posterflow_local.patches import dynamodb_transactions as fast_dynamodb
+from posterflow_local.patches import dynamodb_update_expressions as fast_expressions
+from posterflow_local.patches import s3_ranges as fast_s3
+from posterflow_local.patches import ses_mailbox as mailbox
+from posterflow_local.patches import sqs as fast_sqs
 from posterflow_local.apigw import ApiGateway
 from posterflow_local.embedded_aws import EmbeddedAWS, ensure_port_free
 from posterflow_local.event_sources import DynamoStreamPoller, SqsPoller

@@ -23,7 +23,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from posterflow import aws
-from posterflow_local import inprocess
+from posterflow_local.patches import inprocess_transport as inprocess
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 Middleware = Callable[[WSGIApp], WSGIApp]

@@ -58,7 +58,7 @@ def _run(table: str, pk: str) -> list[Any]:
 
 @pytest.fixture
 def moto_own(cloud: object) -> Iterator[None]:
-    from posterflow_local import fast_expressions
+    from posterflow_local.patches import dynamodb_update_expressions as fast_expressions
 
     fast_expressions.uninstall()
     try:
@@ -70,7 +70,7 @@ def moto_own(cloud: object) -> Iterator[None]:
 def test_fast_path_is_installed(cloud: object) -> None:
     from moto.dynamodb import models
 
-    from posterflow_local import fast_expressions
+    from posterflow_local.patches import dynamodb_update_expressions as fast_expressions
 
     assert models.UpdateExpressionParser is fast_expressions._Parser
 

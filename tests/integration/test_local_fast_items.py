@@ -36,7 +36,7 @@ ATTRIBUTE_VALUES: list[dict[str, Any]] = [
 @pytest.fixture
 def moto_sizing() -> Iterator[None]:
     """moto's own sizing for the duration of a test, then the fast path again."""
-    from posterflow_local import fast_items
+    from posterflow_local.patches import dynamodb_item_sizes as fast_items
 
     fast_items.uninstall()
     try:
@@ -48,7 +48,7 @@ def moto_sizing() -> Iterator[None]:
 def test_sizes_match_moto_for_every_attribute_type() -> None:
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
-    from posterflow_local import fast_items
+    from posterflow_local.patches import dynamodb_item_sizes as fast_items
 
     for value in ATTRIBUTE_VALUES:
         assert fast_items.value_size(DynamoType(value)) == fast_items._original_size(DynamoType(value)), value
@@ -90,7 +90,7 @@ def _limit_outcomes(table: str) -> list[str]:
 def test_the_size_limit_is_refused_where_moto_refuses_it(aws_stack: r.ResourceRefs, moto_sizing: None) -> None:
     from moto.dynamodb.models.dynamo_type import DynamoType
 
-    from posterflow_local import fast_items
+    from posterflow_local.patches import dynamodb_item_sizes as fast_items
 
     expected = _limit_outcomes(aws_stack.table)  # moto's sizing (the fixture uninstalled ours)
     assert DynamoType.size is fast_items._original_size
@@ -102,7 +102,7 @@ def test_the_size_limit_is_refused_where_moto_refuses_it(aws_stack: r.ResourceRe
 
 
 def test_queue_attributes_are_unchanged(aws_stack: r.ResourceRefs, moto_sizing: None) -> None:
-    from posterflow_local import fast_items
+    from posterflow_local.patches import dynamodb_item_sizes as fast_items
 
     sqs = aws.client("sqs")
     url = aws_stack.queue_urls["render"]

@@ -47,7 +47,7 @@ def _queries(table: str) -> list[dict[str, Any]]:
 def test_queries_match_the_full_table_walk(aws_stack: r.ResourceRefs, monkeypatch: pytest.MonkeyPatch) -> None:
     from moto.dynamodb.models.table import Table
 
-    from posterflow_local import fast_query
+    from posterflow_local.patches import dynamodb_query as fast_query
 
     _fill(aws_stack.table)
     fast = _queries(aws_stack.table)

@@ -14,7 +14,7 @@ from posterflow import resources as r
 
 @pytest.fixture
 def checked(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    from posterflow_local import fast_serialize
+    from posterflow_local.patches import dynamodb_serialize as fast_serialize
 
     monkeypatch.setenv("POSTERFLOW_CHECK_FAST_SERIALIZE", "1")
     before = len(fast_serialize.mismatches)

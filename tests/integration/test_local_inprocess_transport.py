@@ -21,7 +21,7 @@ from posterflow import resources as r
 
 def _http_client(service: str) -> Any:
     """A client that talks over the socket, as a separate process (or Django) would."""
-    from posterflow_local import inprocess
+    from posterflow_local.patches import inprocess_transport as inprocess
 
     client = boto3.session.Session(region_name=aws.region()).client(service)  # type: ignore[call-overload]
     client.meta.events.unregister("before-send", inprocess._send)
@@ -29,7 +29,7 @@ def _http_client(service: str) -> Any:
 
 
 def test_library_clients_skip_the_socket(cloud: object, aws_stack: r.ResourceRefs) -> None:
-    from posterflow_local import inprocess
+    from posterflow_local.patches import inprocess_transport as inprocess
 
     s3 = aws.client("s3")
     sent: list[str] = []
