@@ -15,15 +15,7 @@ from typing import Any
 
 from posterflow import config
 from posterflow import resources as r
-from posterflow_local.patches import dispatch as fast_dispatch
-from posterflow_local.patches import dynamodb_item_sizes as fast_items
-from posterflow_local.patches import dynamodb_query as fast_query
-from posterflow_local.patches import dynamodb_serialize as fast_serialize
-from posterflow_local.patches import dynamodb_transactions as fast_dynamodb
-from posterflow_local.patches import dynamodb_update_expressions as fast_expressions
-from posterflow_local.patches import s3_ranges as fast_s3
-from posterflow_local.patches import ses_mailbox as mailbox
-from posterflow_local.patches import sqs as fast_sqs
+from posterflow_local import patches
 from posterflow_local.apigw import ApiGateway
 from posterflow_local.embedded_aws import EmbeddedAWS, ensure_port_free
 from posterflow_local.event_sources import DynamoStreamPoller, SqsPoller
@@ -83,21 +75,14 @@ class LocalCloud:
         o = self.options
         ensure_port_free(o.host, o.api_port, "API")
         ensure_port_free(o.host, o.ws_port, "WS")
-        fast_sqs.install()
-        fast_dynamodb.install()
-        fast_dispatch.install()
-        fast_s3.install()
-        fast_serialize.install()
-        fast_expressions.install()
-        fast_query.install()
-        fast_items.install()
+        # Every moto patch, and the mail directory (refuses an unsupported moto version).
+        patches.install_all(mail_dir=o.out_dir / "mail")
         # One process holds every emulated service's state (tens of thousands of moto objects)
         # and every function instance. At CPython's default gen-0 threshold (700 allocations)
         # the collector ran ~80 times a second in a 1,000-poster batch: 2.8 s of a 32 s run,
         # holding the GIL that Chromium's driver threads wait for. 20,000 cut that to 1.2 s.
         self._gc_threshold = gc.get_threshold()
         gc.set_threshold(*LOCAL_GC_THRESHOLD)
-        mailbox.install(o.out_dir / "mail")
         self.aws.start()
         self.gateway.start()
         refs = provision(self.spec, self.aws.endpoint)
@@ -134,6 +119,8 @@ class LocalCloud:
             p.stop()
         self.gateway.stop()
         self.aws.stop()
+        # With nothing running any more: moto's own code again, for whatever runs next in this process.
+        patches.remove_all()
         gc.set_threshold(*self._gc_threshold)
 
     def __enter__(self) -> LocalCloud:

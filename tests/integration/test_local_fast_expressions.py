@@ -60,11 +60,11 @@ def _run(table: str, pk: str) -> list[Any]:
 def moto_own(cloud: object) -> Iterator[None]:
     from posterflow_local.patches import dynamodb_update_expressions as fast_expressions
 
-    fast_expressions.uninstall()
+    fast_expressions.PATCH.remove()
     try:
         yield
     finally:
-        fast_expressions.install()
+        fast_expressions.PATCH.install()
 
 
 def test_fast_path_is_installed(cloud: object) -> None:

@@ -38,11 +38,11 @@ def moto_sizing() -> Iterator[None]:
     """moto's own sizing for the duration of a test, then the fast path again."""
     from posterflow_local.patches import dynamodb_item_sizes as fast_items
 
-    fast_items.uninstall()
+    fast_items.PATCH.remove()
     try:
         yield
     finally:
-        fast_items.install()
+        fast_items.PATCH.install()
 
 
 def test_sizes_match_moto_for_every_attribute_type() -> None:
@@ -94,7 +94,7 @@ def test_the_size_limit_is_refused_where_moto_refuses_it(aws_stack: r.ResourceRe
 
     expected = _limit_outcomes(aws_stack.table)  # moto's sizing (the fixture uninstalled ours)
     assert DynamoType.size is fast_items._original_size
-    fast_items.install()
+    fast_items.PATCH.install()
     assert DynamoType.size is fast_items._size  # the fast path is what runs now
     assert _limit_outcomes(aws_stack.table) == expected
     assert any(o.startswith("put just over: ValidationException") for o in expected)
@@ -107,7 +107,7 @@ def test_queue_attributes_are_unchanged(aws_stack: r.ResourceRefs, moto_sizing: 
     sqs = aws.client("sqs")
     url = aws_stack.queue_urls["render"]
     before = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    fast_items.install()
+    fast_items.PATCH.install()
     after = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     volatile = {"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                 "ApproximateNumberOfMessagesDelayed", "LastModifiedTimestamp"}

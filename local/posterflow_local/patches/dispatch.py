@@ -5,6 +5,10 @@
   only on the host string and a static pattern table.
 - ``BaseResponse.call_action`` runs ``inspect.getmembers`` over the response class on each
   request to find the action's method; a class's methods do not change at run time.
+
+Both answers are memoised. Checked by tests/integration/test_local_patches_dispatch.py: the
+same requests, to every service the stack uses, get the same backends and responses with the
+caches and without.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from typing import Any
 from moto.core import responses as moto_responses
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
+from posterflow_local.patches._patch import Patch, Replacement
+
 _original = DomainDispatcherApplication.get_backend_for_host
 _cache: dict[str | None, Any] = {}
 _lock = threading.Lock()
-_installed = False
 
 
 def _get_backend_for_host(self: Any, host: str | None) -> Any:
@@ -44,10 +49,7 @@ def _method_names_from_class(clazz: object) -> list[str]:
     return names
 
 
-def install() -> None:
-    global _installed
-    if _installed:
-        return
-    DomainDispatcherApplication.get_backend_for_host = _get_backend_for_host  # type: ignore[method-assign]
-    moto_responses.method_names_from_class = _method_names_from_class
-    _installed = True
+PATCH = Patch("dispatch", [
+    Replacement(DomainDispatcherApplication, "get_backend_for_host", _get_backend_for_host),
+    Replacement(moto_responses, "method_names_from_class", _method_names_from_class),
+])

@@ -15,7 +15,9 @@ is the largest. Updates still check per attribute, as moto does, at the walk's c
 
 moto's ``Queue.attributes`` converts each attribute's name from CamelCase with a character
 loop, and SendMessage reads ``attributes`` once per message (~14 conversions per message);
-the conversion is a pure function of the name, so it is cached.
+the conversion is a pure function of the name, so it is cached. Checked by
+tests/integration/test_local_fast_items.py: sizes, the limit on every write and the queue
+attributes are the same with the patch and with moto's own code.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import dynamo_type as dt
 from moto.dynamodb.models.utilities import bytesize
 
+from posterflow_local.patches._patch import Patch, Replacement
+
 DynamoType = dt.DynamoType
 
 # moto's own limit (DynamoDB's 400 KB, measured by moto's authors at 409-410 KB).
@@ -36,10 +40,7 @@ ITEM_SIZE_LIMIT = 405_000
 _SET_MEMBER_TYPES = {"SS": "S", "NS": "N", "BS": "B"}
 
 _original_size = DynamoType.size
-_original_setitem = dt.LimitedSizeDict.__setitem__
-_original_item_init = dt.Item.__init__
 _original_camelcase = core_utils.camelcase_to_underscores
-_installed = False
 
 
 def value_size(value: Any) -> int:
@@ -96,34 +97,31 @@ _CONVERTER = "camelcase_to_underscores"
 _cached_camelcase = functools.lru_cache(maxsize=4096)(_original_camelcase)
 
 
-def _rebind_camelcase(target: Any) -> None:
-    """Point every loaded moto module that imported the converter by name at ``target``."""
-    for name, module in list(sys.modules.items()):
-        if (name == "moto" or name.startswith("moto.")) and module is not None:
-            current = module.__dict__.get(_CONVERTER)
-            if current is _original_camelcase or current is _cached_camelcase:
-                module.__dict__[_CONVERTER] = target
+def _moto_modules() -> list[Any]:
+    return [module for name, module in list(sys.modules.items())
+            if (name == "moto" or name.startswith("moto.")) and module is not None]
 
 
-def install() -> None:
-    global _installed
-    if _installed:
-        return
+def _replacements() -> list[Replacement]:
     # Import the SQS models now, so their module-level binding of the converter exists to rebind.
     import moto.sqs.models  # noqa: F401
 
-    DynamoType.size = _size  # type: ignore[method-assign]
-    dt.LimitedSizeDict.__setitem__ = _setitem  # type: ignore[method-assign]
-    dt.Item.__init__ = _item_init  # type: ignore[method-assign]
-    _rebind_camelcase(_cached_camelcase)
-    _installed = True
+    return [
+        Replacement(DynamoType, "size", _size),
+        Replacement(dt.LimitedSizeDict, "__setitem__", _setitem),
+        Replacement(dt.Item, "__init__", _item_init),
+        # Every moto module loaded now that imported the converter by name.
+        *(Replacement(module, _CONVERTER, _cached_camelcase)
+          for module in _moto_modules() if module.__dict__.get(_CONVERTER) is _original_camelcase),
+    ]
 
 
-def uninstall() -> None:
-    """moto's own behaviour again (for the differential tests)."""
-    global _installed
-    DynamoType.size = _original_size  # type: ignore[method-assign]
-    dt.LimitedSizeDict.__setitem__ = _original_setitem  # type: ignore[method-assign]
-    dt.Item.__init__ = _original_item_init  # type: ignore[method-assign]
-    _rebind_camelcase(_original_camelcase)
-    _installed = False
+def _unbind_later_imports() -> None:
+    # moto modules imported while the patch was in took the cached converter from
+    # moto.core.utils; they get moto's own back too.
+    for module in _moto_modules():
+        if module.__dict__.get(_CONVERTER) is _cached_camelcase:
+            module.__dict__[_CONVERTER] = _original_camelcase
+
+
+PATCH = Patch("dynamodb_item_sizes", _replacements, before_remove=_unbind_later_imports)

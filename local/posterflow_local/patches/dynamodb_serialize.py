@@ -24,6 +24,9 @@ from typing import Any
 from moto.core import responses as moto_responses
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.utilities import dynamo_to_dict
+from moto.dynamodb.responses import DynamoResult
+
+from posterflow_local.patches._patch import Patch, Replacement
 
 FAST_OPERATIONS = {
     "dynamodb": {
@@ -34,7 +37,6 @@ FAST_OPERATIONS = {
 }
 
 _original_execute_result = moto_responses.ActionResult.execute_result
-_installed = False
 
 
 class SerializationMismatch(AssertionError):
@@ -94,15 +96,8 @@ def _check(result: Any, context: Any, body: str) -> None:
         raise SerializationMismatch(found)
 
 
-_RESULT_TYPES: set[type] = {moto_responses.ActionResult}
+_RESULT_TYPES: set[type] = {moto_responses.ActionResult, DynamoResult}
 
-
-def install() -> None:
-    global _installed
-    if _installed:
-        return
-    from moto.dynamodb.responses import DynamoResult
-
-    _RESULT_TYPES.add(DynamoResult)
-    moto_responses.ActionResult.execute_result = _execute_result  # type: ignore[method-assign]
-    _installed = True
+PATCH = Patch("dynamodb_serialize", [
+    Replacement(moto_responses.ActionResult, "execute_result", _execute_result),
+])

@@ -10,7 +10,9 @@ item. Measured here before the patch: 8 threads finishing 200 items lost a count
 
 :func:`install` serialises the DynamoDB request handler and replaces the transaction with a
 two-phase version that checks every condition first and snapshots only the items it writes.
-``LocalCloud.start`` installs it next to :mod:`posterflow_local.fast_sqs`.
+Checked by tests/integration/test_local_dynamodb_transactions.py: the same transactions (a
+success, a condition failure with its CancellationReasons, a failed write) with the patch and
+with moto's own code leave the same items and give the same errors.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models.dynamo_type import DynamoType
+
+from posterflow_local.patches._patch import Patch, Replacement
 
 _Backend = ddb_models.DynamoDBBackend
 _Handler = ddb_responses.DynamoHandler
@@ -109,21 +113,7 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
         raise
 
 
-_installed = False
-
-
-def install() -> None:
-    """Patch moto's DynamoDB in this process (idempotent)."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    _Backend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
-    _Handler.call_action = _call_action  # type: ignore[method-assign]
-
-
-def uninstall() -> None:
-    global _installed
-    _installed = False
-    _Backend.transact_write_items = _original_transact  # type: ignore[method-assign]
-    _Handler.call_action = _original_call_action  # type: ignore[method-assign]
+PATCH = Patch("dynamodb_transactions", [
+    Replacement(_Backend, "transact_write_items", _transact_write_items),
+    Replacement(_Handler, "call_action", _call_action),
+])

@@ -9,6 +9,10 @@ HTTP server serves — faults and Lambda middleware included — with the reques
 server would have built, so the client still serialises, signs, retries and parses
 exactly as against AWS; only the socket is skipped. Requests to any other endpoint (the
 API Gateway emulation, the real AWS) go over the network as usual.
+
+The patch is botocore's list of built-in handlers with ``_send`` added (sessions created
+while it is installed see it). Checked by tests/integration/test_local_inprocess_transport.py:
+the same calls in-process and over HTTP give the same bodies, headers, errors and metadata.
 """
 
 from __future__ import annotations
@@ -30,25 +34,23 @@ from moto.moto_server.werkzeug_app import (
     should_preserve_original_header_name,
 )
 
+from posterflow_local.patches._patch import Patch, Replacement
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _apps: dict[str, WSGIApp] = {}
 _lock = threading.Lock()
-_registered = False
 
 
 def serve(netloc: str, app: WSGIApp) -> None:
     """Answer requests to ``http://{netloc}`` from this process by calling ``app``.
 
-    Only botocore sessions created after the first call see the hook (botocore copies its
-    built-in handlers when a session is made); the embedded AWS resets the library's cached
-    clients right after, and clients made earlier keep working over HTTP."""
-    global _registered
+    Only botocore sessions created after the patch is installed see the hook (botocore copies
+    its built-in handlers when a session is made); the embedded AWS resets the library's
+    cached clients right after, and clients made earlier keep working over HTTP."""
+    PATCH.install()  # idempotent; ``install_all`` has normally done it already
     with _lock:
         _apps[netloc] = app
-        if not _registered:
-            botocore.handlers.BUILTIN_HANDLERS.append(("before-send", _send))
-            _registered = True
 
 
 def stop(netloc: str) -> None:
@@ -151,3 +153,12 @@ def _environ(request: AWSPreparedRequest, netloc: str, path: str, query: str) ->
             preserved_names.pop(key, None)
     environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = preserved_names
     return environ
+
+
+def _replacements() -> list[Replacement]:
+    # A new list, so removing the patch puts botocore's own list object back.
+    handlers = [h for h in botocore.handlers.BUILTIN_HANDLERS if h[1] is not _send]
+    return [Replacement(botocore.handlers, "BUILTIN_HANDLERS", [*handlers, ("before-send", _send)])]
+
+
+PATCH = Patch("inprocess_transport", _replacements)

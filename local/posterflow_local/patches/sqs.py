@@ -16,18 +16,24 @@ retention, long polling) and replaces only the data-structure work:
 - receives on one queue are serialised, so two pollers never get the same message while it
   is invisible (moto's own path has no lock).
 
-FIFO queues keep moto's original code.
+FIFO queues keep moto's original code. Removing the patch compacts each queue it touched, so
+moto's own code finds no message that was deleted here. Checked by
+tests/integration/test_local_patches_sqs.py: the same calls on a queue with the patch and on
+one without give the same answers.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+import weakref
 from typing import Any
 
 from moto.core.utils import unix_time, unix_time_millis
 from moto.sqs import models as sqs_models
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
+
+from posterflow_local.patches._patch import Patch, Replacement
 
 _Queue = sqs_models.Queue
 _Backend = sqs_models.SQSBackend
@@ -35,8 +41,8 @@ _Message = sqs_models.Message
 
 _original_receive = _Backend.receive_message
 _original_queue_delete = _Queue.delete_message
-_installed = False
-_install_lock = threading.Lock()
+# Queues holding this module's state, so removing the patch can hand them back to moto.
+_tracked: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _state(queue: Any) -> dict[str, Any]:
@@ -44,6 +50,7 @@ def _state(queue: Any) -> dict[str, Any]:
     if st is None:
         st = {"handles": {}, "lock": threading.Lock(), "dirty": 0}
         queue.__dict__["_pf_state"] = st
+        _tracked.add(queue)
     return st
 
 
@@ -175,16 +182,23 @@ def _receive_message(
         queue.wait_for_messages(1)
 
 
-def install() -> None:
-    """Patch moto's SQS models in this process (idempotent)."""
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
-        _Queue.messages = property(_messages)  # type: ignore[assignment,method-assign]
-        _Queue.approximate_number_of_messages = property(_visible_count)  # type: ignore[assignment,method-assign]
-        _Queue.approximate_number_of_messages_not_visible = property(_not_visible)  # type: ignore[assignment,method-assign]
-        _Queue.approximate_number_of_messages_delayed = property(_delayed)  # type: ignore[assignment,method-assign]
-        _Queue.delete_message = _queue_delete_message  # type: ignore[method-assign]
-        _Backend.receive_message = _receive_message  # type: ignore[method-assign]
-        _installed = True
+def _hand_back() -> None:
+    """Drop the lazily deleted messages and this module's state: moto's code reads ``_messages``."""
+    for queue in list(_tracked):
+        st = queue.__dict__.get("_pf_state")
+        if st is None:
+            continue
+        with st["lock"]:
+            _compact(queue, st)
+            del queue.__dict__["_pf_state"]
+    _tracked.clear()
+
+
+PATCH = Patch("sqs", [
+    Replacement(_Queue, "messages", property(_messages)),
+    Replacement(_Queue, "approximate_number_of_messages", property(_visible_count)),
+    Replacement(_Queue, "approximate_number_of_messages_not_visible", property(_not_visible)),
+    Replacement(_Queue, "approximate_number_of_messages_delayed", property(_delayed)),
+    Replacement(_Queue, "delete_message", _queue_delete_message),
+    Replacement(_Backend, "receive_message", _receive_message),
+], before_remove=_hand_back)
