@@ -22,6 +22,10 @@ from posterflow import aws, csvreader, enqueue, jobs, template_store, tenancy, z
 
 logger = Logger(child=True)
 CHUNK = 100
+# Rows a CSV upload may hold; a file over it is refused before any item is written.
+MAX_ROWS = csvreader.DEFAULT_MAX_ROWS
+# A failed row's entity id is for people to find the row, not its whole first cell.
+MAX_FAILED_ENTITY_CHARS = 200
 # Stop and continue in a new invocation when less than this is left.
 RESERVE_MS = 60_000
 META_TEMPLATE = "template-id"
@@ -124,21 +128,27 @@ def _run(state: dict[str, Any], remaining_ms: Callable[[], int]) -> None:
 
 
 def _chunked(items: Iterator[tuple[jobs.NewItem, dict[str, Any] | None]], state: dict[str, Any], queue: str,
-             remaining_ms: Callable[[], int], cursor_of: Callable[[Any], Any]) -> bool:
-    """Write and queue items in chunks; True when the input is exhausted."""
-    resumed = state["cursor"] is not None
+             remaining_ms: Callable[[], int], cursor_of: Callable[[Any], Any],
+             settle: Callable[[list[jobs.NewItem]], None] | None = None) -> bool:
+    """Write and queue items in chunks; True when the input is exhausted. ``settle`` runs
+    after each chunk is written and queued (the CSV path finishes its failed rows there)."""
+    rewrite: bool | None = None  # whether this invocation repeats one that already wrote items
     chunk: list[tuple[jobs.NewItem, dict[str, Any] | None, Any]] = []
 
     def flush() -> None:
-        nonlocal resumed
+        nonlocal rewrite
         if not chunk:
             return
-        jobs.put_items(state["job_id"], [c[0] for c in chunk], if_absent=resumed)
+        written = [c[0] for c in chunk]
+        if rewrite is None:
+            rewrite = _already_written(state["job_id"], written[0].item_id)
+        jobs.put_items(state["job_id"], written, if_absent=rewrite)
         enqueue.send_messages(queue, [c[1] for c in chunk if c[1] is not None])
+        if settle is not None:
+            settle(written)
         state["sent"] += len(chunk)
         state["cursor"] = chunk[-1][2]
         chunk.clear()
-        resumed = False
         jobs.touch(state["job_id"])
 
     for item, message, marker in ((i, m, cursor_of(i)) for i, m in items):
@@ -148,6 +158,19 @@ def _chunked(items: Iterator[tuple[jobs.NewItem, dict[str, Any] | None]], state:
             if remaining_ms() < RESERVE_MS:
                 return False
     flush()
+    return True
+
+
+def _already_written(job_id: str, item_id: int) -> bool:
+    """Whether a redelivered message is repeating work: chunks are written in order and in
+    full before anything is queued, so if the first item this invocation would write is
+    absent, nothing after it was written or finished, and plain (overwriting) writes are safe.
+    If it exists, every write must be conditional: an overwrite would reset a finished item
+    (a failed row, a rendered poster) to pending and let it count twice."""
+    try:
+        jobs.get_item(job_id, item_id)
+    except jobs.ItemNotFound:
+        return False
     return True
 
 
@@ -162,40 +185,69 @@ def _split_csv(state: dict[str, Any], remaining_ms: Callable[[], int]) -> bool:
         raise SplitFailed(str(exc)) from None
     required = [p.name for p in tv.placeholders if p.required]
     checkpoint = csvreader.Checkpoint.from_dict(state["cursor"]) if state["cursor"] else None
-    s3 = aws.client("s3")
     get_args: dict[str, Any] = {"Bucket": state["bucket"], "Key": state["key"], "IfMatch": state["etag"]}
-    if checkpoint is not None:
+    if checkpoint is None:
+        rows = _count_rows(get_args, required)
+        jobs.add_log(job.job_id, "INFO", f"CSV with {rows} row(s)")
+    else:
         get_args["Range"] = f"bytes={checkpoint.offset}-"
-    body = s3.get_object(**get_args)["Body"]
-    reader = csvreader.CsvReader(body, required_columns=required, checkpoint=checkpoint)
+    body = aws.client("s3").get_object(**get_args)["Body"]
+    reader = csvreader.CsvReader(body, required_columns=required, checkpoint=checkpoint, max_rows=MAX_ROWS)
     spec_extra = job.metadata.get("spec", {}) if isinstance(job.metadata.get("spec"), dict) else {}
     pinned = tv.id
-    bad_rows: list[tuple[int, str]] = []
+    failures: dict[int, str] = {}  # rows that can never render, by item id, until finished
 
     def items() -> Iterator[tuple[jobs.NewItem, dict[str, Any] | None]]:
         for row in reader:
             item_id = row.number - 1
             entity = _entity(row.values, item_id)
-            if row.error:
-                # The row cannot be rendered; it is an item that fails with the reason, so
-                # nothing is silently skipped.
-                bad_rows.append((item_id, f"row {row.line}: {row.error}"))
-                yield jobs.NewItem(item_id=item_id, entity_id=entity, input={"error": row.error}), None
-                continue
             spec = {**spec_extra, "template_id": pinned, "custom_data": row.values, "entity_id": entity}
+            error = row.error or _too_large(spec)
+            if error:
+                # The row is an item that fails with its line and reason, so nothing is
+                # silently skipped; without a template_id it is left out of retries.
+                failures[item_id] = f"line {row.line}: {error}"
+                yield jobs.NewItem(item_id=item_id, entity_id=entity[:MAX_FAILED_ENTITY_CHARS],
+                                   input={"error": error, "line": row.line}), None
+                continue
             yield (jobs.NewItem(item_id=item_id, entity_id=entity, input=spec),
                    {"job_id": job.job_id, "item_id": item_id, "spec": spec})
 
     def cursor_of(_: jobs.NewItem) -> dict[str, Any]:
         return reader.checkpoint().to_dict()
 
-    done = _chunked(items(), state, "render", remaining_ms, cursor_of)
-    # Rows that failed validation never reach a worker: finish them here, with their reason.
-    for item_id, error in bad_rows:
-        jobs.finish_item(job.job_id, item_id, status="failed", error=error)
+    def settle(written: list[jobs.NewItem]) -> None:
+        # Failed rows never reach a worker: finish them as soon as they are written, so a pause
+        # or a crash cannot leave them pending; finishing counts each exactly once.
+        outcomes = [jobs.ItemOutcome(item_id=i.item_id, status=jobs.ItemStatus.FAILED, error=failures.pop(i.item_id))
+                    for i in written if i.item_id in failures]
+        if outcomes:
+            jobs.finish_items(job.job_id, outcomes)
+
+    done = _chunked(items(), state, "render", remaining_ms, cursor_of, settle)
     if reader.blank_rows and done:
         jobs.add_log(job.job_id, "INFO", f"{reader.blank_rows} blank row(s) skipped")
     return done
+
+
+def _count_rows(get_args: dict[str, Any], required: list[str]) -> int:
+    """Read the whole CSV once before writing anything, so a file refused as a whole (over
+    :data:`MAX_ROWS`, or with no rows at all) fails the job before any item is queued. The
+    read stops at the limit, so it is bounded like the split itself."""
+    body = aws.client("s3").get_object(**get_args)["Body"]
+    reader = csvreader.CsvReader(body, required_columns=required, max_rows=MAX_ROWS)
+    rows = sum(1 for _ in reader)
+    if rows == 0:
+        raise SplitFailed("the CSV has a header but no rows")
+    return rows
+
+
+def _too_large(spec: dict[str, Any]) -> str | None:
+    """Why the row cannot be an item (over the inline input limit of an item), if so."""
+    size = len(json.dumps(spec, default=str, separators=(",", ":")).encode())
+    if size <= jobs.MAX_INLINE_INPUT_BYTES:
+        return None
+    return f"the row is {size} bytes of data, over the limit of {jobs.MAX_INLINE_INPUT_BYTES} bytes per row"
 
 
 def _split_manifest(state: dict[str, Any], remaining_ms: Callable[[], int]) -> bool:
