@@ -5,7 +5,13 @@ or as continuation messages the splitter sent itself. The input is read as a str
 by ranged reads of the central directory (ZIP); items are written and queued in chunks, and
 when the invocation runs short of time the position is saved on the job and a continuation
 message picks up from there — so a 100,000-row CSV or a 1,000,000-entry ZIP never needs one
-long invocation, and nothing is sent twice (items after a resume are written only if absent).
+long invocation, and nothing counts twice (an invocation that finds its first item already
+written — a redelivered message — writes every item only if absent).
+
+Every CSV row is accounted for: a row the reader cannot read, or one over an item's size,
+is an item failed with its line and reason as soon as its chunk is written; a file refused
+as a whole (not text, no header, no rows, over :data:`MAX_ROWS`) fails the job before any
+item is written.
 """
 
 from __future__ import annotations
