@@ -122,8 +122,9 @@ def _run(state: dict[str, Any], remaining_ms: Callable[[], int]) -> None:
         logger.warning("upload refused", extra={"job_id": job_id, "reason": reason})
         jobs.add_log(job_id, "ERROR", f"upload refused: {reason}")
         jobs.set_total(job_id, state["sent"])
-        if state["sent"] == 0:
-            jobs.fail_job(job_id, f"upload refused: {reason}")
+        # Refused partway (items already queued) still fails the job: ending "completed" with
+        # the rest of the file silently missing is what must never happen.
+        jobs.fail_job(job_id, f"upload refused: {reason}")
         return
     if finished:
         jobs.set_total(job_id, state["sent"])
