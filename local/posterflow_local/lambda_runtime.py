@@ -191,7 +191,7 @@ class LocalFunction:
                     self._release_slot()
                 self._record(_timeout_result(inv, started) if inv.doomed else _error_result(exc, started))
                 raise
-            _watchdog.finish(inv)
+            _watchdog.finish(inv)  # again: the interruption may have cut the first one short
             in_time = False
         if not in_time:
             # The watchdog already retired the instance; whatever the handler answered after
