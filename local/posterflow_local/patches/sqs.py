@@ -9,9 +9,12 @@ list for each handle. With 10,000 queued messages a receive took ~0.4 s.
 This module keeps moto's semantics (visibility timeout, receive counts, redrive to the DLQ,
 retention, long polling) and replaces only the data-structure work:
 
-- receipt handles are indexed, so a delete is a dict lookup;
+- receipt handles are indexed, so a delete is a dict lookup (a handle the index does not
+  know is looked for as moto does);
 - deletes are lazy: a deleted message is flagged and the list is compacted in one pass at
-  the next receive, so a batch of 10 deletes costs one cheap pass, not 20 full scans;
+  the next receive, so a batch of 10 deletes costs one cheap pass, not 20 full scans
+  (ChangeMessageVisibility refuses a deleted message's handle, and PurgeQueue forgets the
+  handles, as moto does);
 - a receive walks the list only until it has ``count`` messages and makes shallow copies;
 - receives on one queue are serialised, so two pollers never get the same message while it
   is invisible (moto's own path has no lock).
@@ -41,6 +44,8 @@ _Message = sqs_models.Message
 
 _original_receive = _Backend.receive_message
 _original_queue_delete = _Queue.delete_message
+_original_change_visibility = _Backend.change_message_visibility
+_original_purge = _Backend.purge_queue
 # Queues holding this module's state, so removing the patch can hand them back to moto.
 _tracked: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -103,6 +108,32 @@ def _delayed(self: Any) -> int:
     return _counts(self)[2]
 
 
+def _find(queue: Any, receipt_handle: str) -> Any:
+    # moto's own look-up, for a handle the index does not know: one that is invalid, or one
+    # received while the patch was not installed.
+    return next((m for m in queue._messages
+                 if not m.__dict__.get("_pf_deleted") and m.had_receipt_handle(receipt_handle)), None)
+
+
+def _change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+    # A deleted message stays in ``_messages`` until the next compaction, where moto's own
+    # look-up would find it; moto removed it at once, so its handles are invalid.
+    if receipt_handle in self.get_queue(queue_name).deleted_messages:
+        raise ReceiptHandleIsInvalid()
+    _original_change_visibility(self, queue_name, receipt_handle, visibility_timeout)
+
+
+def _purge_queue(self: Any, queue_name: str) -> None:
+    queue = self.get_queue(queue_name)
+    st = _state(queue)
+    with st["lock"]:
+        _original_purge(self, queue_name)
+        # The purged messages' handles are invalid now, as with moto's own delete.
+        st["handles"].clear()
+        st["dirty"] = 0
+        st.pop("counts", None)
+
+
 def _queue_delete_message(self: Any, receipt_handle: str) -> None:
     if self.fifo_queue:
         _original_queue_delete(self, receipt_handle)
@@ -111,7 +142,7 @@ def _queue_delete_message(self: Any, receipt_handle: str) -> None:
     with st["lock"]:
         if receipt_handle in self.deleted_messages:
             return
-        message = st["handles"].get(receipt_handle)
+        message = st["handles"].get(receipt_handle) or _find(self, receipt_handle)
         if message is None or message.__dict__.get("_pf_deleted"):
             raise ReceiptHandleIsInvalid()
         message.__dict__["_pf_deleted"] = True
@@ -201,4 +232,6 @@ PATCH = Patch("sqs", [
     Replacement(_Queue, "approximate_number_of_messages_delayed", property(_delayed)),
     Replacement(_Queue, "delete_message", _queue_delete_message),
     Replacement(_Backend, "receive_message", _receive_message),
+    Replacement(_Backend, "change_message_visibility", _change_message_visibility),
+    Replacement(_Backend, "purge_queue", _purge_queue),
 ], before_remove=_hand_back)
