@@ -1,7 +1,10 @@
-"""DynamoDB transactions on the local cloud are atomic: all or nothing, whatever else runs."""
+"""DynamoDB transactions on the local cloud are atomic: all or nothing, whatever else runs; and
+they answer what moto's own transactions answer."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -46,3 +49,105 @@ def test_a_failed_write_rolls_back_the_writes_before_it(aws_stack: r.ResourceRef
         ])
     assert "Item" not in ddb.get_item(TableName=table, Key=_key("T#moto2", "NEW"))
     assert ddb.get_item(TableName=table, Key=_key("T#moto2", "A"))["Item"]["s"] == {"S": "text"}
+
+
+# ---- the same transactions with the patch and with moto's own code -----------------------------
+
+def _outcome(call: Callable[[], Any]) -> Any:
+    try:
+        call()
+        return "ok"
+    except ClientError as exc:
+        error = exc.response["Error"]
+        return error["Code"], error["Message"], exc.response.get("CancellationReasons")
+
+
+def _transactions(pk: str) -> list[Any]:
+    """Transactions on partition ``pk``, and what each leaves in it (``pk`` itself left out)."""
+    ddb = aws.client("dynamodb")
+    table = config.table()
+    t = r.stack_spec().table
+
+    def items() -> list[dict[str, Any]]:
+        found = ddb.query(TableName=table, KeyConditionExpression="#pk = :pk", ConsistentRead=True,
+                          ExpressionAttributeNames={"#pk": t.partition_key},
+                          ExpressionAttributeValues={":pk": {"S": pk}})["Items"]
+        return [{k: v for k, v in item.items() if k != t.partition_key} for item in found]
+
+    def update(sk: str, expression: str, values: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"Update": {"TableName": table, "Key": _key(pk, sk), "UpdateExpression": expression,
+                           "ExpressionAttributeValues": values, **extra}}
+
+    def check(sk: str, condition: str) -> dict[str, Any]:
+        return {"ConditionCheck": {"TableName": table, "Key": _key(pk, sk), "ConditionExpression": condition}}
+
+    one = {":one": {"N": "1"}}
+    runs: list[list[dict[str, Any]]] = [
+        [  # success: every kind of write, and a condition check
+            {"Put": {"TableName": table, "Item": {**_key(pk, "A"), "n": {"N": "1"}, "s": {"S": "text"}},
+                     "ConditionExpression": "attribute_not_exists(#sk)",
+                     "ExpressionAttributeNames": {"#sk": t.sort_key}}},
+            {"Put": {"TableName": table, "Item": {**_key(pk, "GONE"), "n": {"N": "9"}}}},
+            {"Put": {"TableName": table, "Item": {**_key(pk, "C"), "n": {"N": "3"}}}},
+            update("B", "ADD n :one SET tags = :tags", {**one, ":tags": {"SS": ["x"]}}),
+        ],
+        [
+            update("A", "ADD n :one", one, ConditionExpression="n = :one"),
+            {"Delete": {"TableName": table, "Key": _key(pk, "GONE")}},
+            check("B", "attribute_exists(n)"),
+        ],
+        [  # a condition fails: CancellationReasons, with the old item where asked for
+            update("A", "ADD n :one", one),
+            update("B", "ADD n :one", {**one, ":zero": {"N": "0"}}, ConditionExpression="n = :zero",
+                   ReturnValuesOnConditionCheckFailure="ALL_OLD"),
+            {"Delete": {"TableName": table, "Key": _key(pk, "C"), "ConditionExpression": "attribute_not_exists(n)"}},
+            check("NONE", "attribute_exists(n)"),
+        ],
+        [  # a write fails after others: nothing is written
+            {"Put": {"TableName": table, "Item": {**_key(pk, "NEW"), "n": {"N": "5"}}}},
+            update("B", "ADD n :one", one),
+            update("A", "ADD s :one", one),
+        ],
+        [  # the same item twice
+            update("A", "ADD n :one", one),
+            update("A", "SET s = :s", {":s": {"S": "again"}}),
+        ],
+    ]
+    seen: list[Any] = []
+    for run in runs:
+        seen.append(_outcome(lambda run=run: ddb.transact_write_items(TransactItems=run)))  # type: ignore[misc]
+        seen.append(items())
+    # The two runs differ only in their partition, which the old items carry back.
+    return list(json.loads(json.dumps(seen).replace(pk, "<pk>")))
+
+
+@pytest.fixture
+def moto_transactions(cloud: object) -> Iterator[None]:
+    """moto's own transactions (and request handling) for a test, then the patch again."""
+    from posterflow_local.patches import dynamodb_transactions
+
+    dynamodb_transactions.PATCH.remove()
+    try:
+        yield
+    finally:
+        dynamodb_transactions.PATCH.install()
+
+
+def test_same_results_as_moto(aws_stack: r.ResourceRefs, request: pytest.FixtureRequest) -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from posterflow_local.patches import dynamodb_transactions
+
+    assert DynamoDBBackend.transact_write_items is dynamodb_transactions._transact_write_items
+    patched = _transactions("T#diff-patched")
+    request.getfixturevalue("moto_transactions")
+    assert DynamoDBBackend.transact_write_items is dynamodb_transactions._original_transact
+    reference = _transactions("T#diff-moto")
+    assert patched == reference
+    outcomes = reference[::2]
+    assert outcomes[:2] == ["ok", "ok"]
+    assert [x["Code"] for x in outcomes[2][2]] == ["None", "ConditionalCheckFailed", "ConditionalCheckFailed",
+                                                   "ConditionalCheckFailed"]
+    assert outcomes[2][2][1]["Item"]["n"] == {"N": "1"}  # ALL_OLD
+    assert outcomes[3][0] == outcomes[4][0] == "ValidationException"
+    assert reference[5] == reference[7] == reference[9] == reference[3]  # the failed ones changed nothing
