@@ -55,6 +55,8 @@ def _store(section: str, name: str, html: str, **kwargs: Any) -> template_store.
         raise ApiError(413, "template_too_large", str(exc)) from None
     except templating.TemplateSyntaxError as exc:
         raise ApiError(422, "template_syntax_error", str(exc), {"line": getattr(exc, "lineno", None)}) from None
+    except (templating.TemplateTimeout, templating.TemplateTooDeep, templating.TemplateOutputTooLarge) as exc:
+        raise ApiError(422, exc.code, str(exc)) from None  # a budget the template cannot stay within
     except templating.TemplateError as exc:
         raise ApiError(422, "template_invalid", str(exc)) from None
 
