@@ -21,6 +21,7 @@ an in-process call to the embedded AWS can leave that one emulated request half 
 
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import importlib.util
 import itertools
@@ -207,7 +208,11 @@ class LocalFunction:
         """Run the handler; answers its result and whether its instance must be retired."""
         try:
             intercept = self.interceptor
-            payload = intercept(self.name, handler, event, ctx) if intercept else handler(event, ctx)
+            # Each invocation runs in a copy of the caller's context: a handler's context
+            # variables (the API's tenant) end with it, as a Lambda invocation's state would,
+            # instead of leaking into the thread that invoked it.
+            run = contextvars.copy_context().run
+            payload = run(intercept, self.name, handler, event, ctx) if intercept else run(handler, event, ctx)
             return InvokeResult(payload=payload, duration_ms=(time.perf_counter() - started) * 1000), False
         except Exception as exc:
             return _error_result(exc, started), isinstance(exc, InstanceKilled)

@@ -12,10 +12,9 @@ import time
 import uuid
 from typing import Any
 
-import pytest
 from websockets.sync.client import connect
 
-from posterflow import aws, jobs
+from posterflow import aws, jobs, tenancy
 from posterflow import resources as r
 from tests import photos
 from tests.events import load_event
@@ -23,12 +22,6 @@ from tests.integration.helpers import api, wait_for
 
 SPEC = r.stack_spec()
 FINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
-# What the workers do with a message whose job is gone, as their own comments say ("a missing
-# job counts as cancelled") but the counting does not: finish_item finds no item to cancel and
-# raises ItemNotFound (render: the whole batch fails; crop: every message is a batch item failure,
-# redelivered until the DLQ). Strict, so the fix shows up here as XPASS.
-UNKNOWN_JOB_BUG = ("jobs.finish_item raises ItemNotFound for a job that does not exist instead of "
-                   "dropping the message (render_worker/crop_worker treat a missing job as cancelled)")
 
 
 def invoke(cloud: Any, key: str, event: dict[str, Any]) -> Any:
@@ -152,6 +145,8 @@ def test_rest_event_with_api_key_acts_as_that_tenant(cloud: Any) -> None:
     assert body["key"] == f"uploads/{key_id}/{job.job_id}/headshots.zip"
     # The local API has no key: it is the default tenant, to whom this job does not exist.
     assert api(cloud, "GET", f"/api/jobs/{job.job_id}")[0] == 404
+    # The invocation ran in this thread, yet its tenant ended with it, as a Lambda's would.
+    assert tenancy.current() == tenancy.DEFAULT_TENANT
 
 
 # ---- progress: WebSocket routes and the stream ---------------------------------------------
@@ -197,7 +192,6 @@ def test_dynamodb_stream_batch_reaches_a_subscriber(cloud: Any) -> None:
 
 # ---- workers: SQS batches for a job that does not exist ------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=UNKNOWN_JOB_BUG)
 def test_render_batch_for_unknown_job_is_dropped(cloud: Any) -> None:
     job_id = f"gone-{uuid.uuid4().hex[:8]}"
     event = load_event("render/sqs-batch", job_id=job_id, template_id="speaker_latest",
@@ -206,7 +200,6 @@ def test_render_batch_for_unknown_job_is_dropped(cloud: Any) -> None:
     assert api(cloud, "GET", f"/api/jobs/{job_id}")[0] == 404  # nothing was made up for it
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=UNKNOWN_JOB_BUG)
 def test_crop_batch_for_unknown_job_is_dropped(cloud: Any) -> None:
     job_id = f"gone-{uuid.uuid4().hex[:8]}"
     event = load_event("crop/sqs-batch", job_id=job_id, bucket=cloud.refs.bucket,

@@ -217,8 +217,11 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
             if msg.job_id not in owners:
                 owners[msg.job_id] = jobs.find_job(msg.job_id)
             job = owners[msg.job_id]
-            # A missing job counts as cancelled (it expired or never was), as jobs.is_cancelled says.
-            if job is None or job.status == jobs.JobStatus.CANCELLED:
+            if job is None:
+                # Expired or never was: no item to record, and redelivery cannot change that.
+                logger.warning("dropping a crop message of an unknown job", extra={"job_id": msg.job_id})
+                continue
+            if job.status == jobs.JobStatus.CANCELLED:
                 outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.CANCELLED,
                                            error="job cancelled")
             else:
