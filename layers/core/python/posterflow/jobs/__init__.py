@@ -9,18 +9,16 @@ Everything a function needs is importable from here::
     outcome = jobs.finish_item(job.job_id, 0, status="succeeded", output_key="outputs/...")
 """
 
-from posterflow.jobs.lifecycle import (
-    FINALIZE_HEAL_AFTER_S,
-    cancel_job,
-    check_completion,
-    complete_job,
-    fail_job,
+from posterflow.jobs.counting import (
     finish_batch,
     finish_item,
     finish_items,
-    retry_failed,
     set_total,
-    sweep_stalled,
+)
+from posterflow.jobs.finalize_trigger import (
+    FINALIZE_HEAL_AFTER_S,
+    check_completion,
+    complete_job,
 )
 from posterflow.jobs.logs import add_log, list_logs
 from posterflow.jobs.models import (
@@ -47,6 +45,12 @@ from posterflow.jobs.models import (
     NewItem,
     TotalSet,
     finalize_execution_name,
+)
+from posterflow.jobs.operations import (
+    cancel_job,
+    fail_job,
+    retry_failed,
+    sweep_stalled,
 )
 from posterflow.jobs.store import (
     MAX_INLINE_INPUT_BYTES,
