@@ -16,19 +16,29 @@ from posterflow_local.patches._patch import Patch, Replacement
 
 
 @pytest.fixture
-def removed_after() -> Iterator[None]:
-    """Whatever a test installs comes off again, so other tests in this process see moto as is."""
+def unpatched() -> Iterator[None]:
+    """moto without the patches for a test, then as it was: in a whole-suite run the session's
+    local cloud (started by the integration tests) has them installed in this process."""
+    from posterflow_local.patches import ses_mailbox
+
+    was_installed = any(p.installed for p in patches.patches())
+    mail_dir = ses_mailbox._mail_dir
+    patches.remove_all()
     try:
         yield
     finally:
         patches.remove_all()
+        if was_installed:  # as install_all did (its version check may be monkeypatched by now)
+            for patch in patches.patches():
+                patch.install()
+            ses_mailbox.deliver_to(mail_dir)
 
 
 def _own(owner: Any, attribute: str) -> Any:
     return vars(owner).get(attribute, "<inherited>")
 
 
-def test_remove_all_puts_moto_back_and_install_twice_is_harmless(removed_after: None) -> None:
+def test_remove_all_puts_moto_back_and_install_twice_is_harmless(unpatched: None) -> None:
     from botocore import handlers
     from moto.dynamodb.models.table import Table
     from moto.sqs.models import Queue, SQSBackend
@@ -79,7 +89,7 @@ def test_a_missing_attribute_fails_at_declaration() -> None:
 
 
 @pytest.mark.parametrize("version", ["5.1.9", "5.2.4", "5.3.0", "6.0.0", "not-a-version"])
-def test_install_refuses_an_unsupported_moto(version: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_install_refuses_an_unsupported_moto(version: str, unpatched: None, monkeypatch: pytest.MonkeyPatch) -> None:
     import moto
 
     monkeypatch.setattr(moto, "__version__", version)
