@@ -69,14 +69,14 @@ def _photo(case: str) -> bytes:
     entry = _zip_entries.get(case)
     if entry is None:
         return _photos[case]
-    from posterflow import zipindex
+    from posterflow.formats import zipindex
 
     return zipindex.read_entry(zipindex.BytesRangeReader(_photos[case]), entry)
 
 
 def _init_worker(photos: dict[str, bytes], barrier: Any) -> None:
-    from posterflow import zipindex
     from posterflow.crop import crop_photo
+    from posterflow.formats import zipindex
 
     global _barrier
     _barrier = barrier

@@ -25,9 +25,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from posterflow.posters.templating import render_html
 from posterflow.render.engine import EngineConfig, RenderEngine, RenderRequest, RenderResult
 from posterflow.render.sizes import resolve_size
-from posterflow.templating import render_html
 
 TEMPLATE = """<!doctype html>
 <html><head><meta charset="utf-8"><style>

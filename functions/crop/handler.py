@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from posterflow import crop_worker
+from posterflow.crop import worker as crop_worker
 
 logger = Logger()
 

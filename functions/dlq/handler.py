@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from posterflow import dlq
+from posterflow.jobs import dlq
 from posterflow.resources import stack_spec
 
 logger = Logger()

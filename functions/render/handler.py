@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from posterflow import render_worker
+from posterflow.posters import worker as render_worker
 
 logger = Logger()
 

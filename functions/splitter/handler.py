@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from posterflow import splitter
+from posterflow.split import runner as splitter
 
 logger = Logger()
 

@@ -63,7 +63,7 @@ class EmbeddedAWS:
                  middleware: tuple[Middleware, ...] = (), in_process: bool = True) -> None:
         self.host = host
         self.port = port
-        # This process's own boto3 clients skip the loopback socket (see inprocess.py).
+        # This process's own boto3 clients skip the loopback socket (see patches/inprocess_transport.py).
         self.in_process = in_process
         self._middleware = middleware
         self._server: BaseWSGIServer | None = None

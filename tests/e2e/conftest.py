@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
+from posterflow.net.policy import AllowRule, NetPolicy
 from posterflow.render.engine import EngineConfig, RenderEngine
-from posterflow.render.netpolicy import AllowRule, NetPolicy
 
 
 def _red_png() -> bytes:

@@ -8,10 +8,10 @@ import time
 import pytest
 from PIL import Image, ImageChops
 
+from posterflow.net.policy import NetPolicy
+from posterflow.posters.templating import render_html
 from posterflow.render.engine import EngineConfig, RenderEngine, RenderError, RenderRequest, RenderResult
-from posterflow.render.netpolicy import NetPolicy
 from posterflow.render.sizes import resolve_size
-from posterflow.templating import render_html
 from tests.e2e.conftest import Servers
 
 pytestmark = pytest.mark.browser

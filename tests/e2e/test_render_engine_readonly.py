@@ -4,6 +4,7 @@ asset bucket is served by the engine itself, read-only and only from the tenant'
 from __future__ import annotations
 
 import io
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,17 +14,17 @@ import pytest
 from PIL import Image
 
 from posterflow import aws
+from posterflow.net.policy import AllowRule, AssetBucket, NetPolicy
 from posterflow.render import engine as engine_module
 from posterflow.render.engine import EngineConfig, RenderEngine, RenderRequest
-from posterflow.render.netpolicy import AllowRule, AssetBucket, NetPolicy
 from posterflow.render.sizes import resolve_size
 from tests.e2e.conftest import RED_PNG
 
 pytestmark = pytest.mark.browser
 
 SIZE = resolve_size(width=400, height=300)
-BUCKET = "posters"
-ASSETS = f"https://{BUCKET}.s3.amazonaws.com/assets"
+BUCKET = "posters-readonly"
+ASSETS = ""  # the bucket's asset URL on the local cloud, set by the s3 fixture
 OWN = "assets/acme/"
 
 
@@ -88,25 +89,17 @@ def recorder() -> Iterator[Recorder]:
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[object]:
-    """Moto in-process S3 with the asset bucket: own tenant's logo, another tenant's secret."""
-    from moto import mock_aws
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("AWS_ENDPOINT_URL", raising=False)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_SESSION_TOKEN": "testing", "AWS_REGION": "us-east-1",
-                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
-            mp.setenv(name, value)
-        aws.reset_clients()
-        with mock_aws():
-            client = aws.client("s3")
-            client.create_bucket(Bucket=BUCKET)
-            client.put_object(Bucket=BUCKET, Key=f"{OWN}logo.png", Body=RED_PNG, ContentType="image/png")
-            client.put_object(Bucket=BUCKET, Key="assets/other/secret.png", Body=RED_PNG, ContentType="image/png")
-            client.put_object(Bucket=BUCKET, Key="assets/logo.png", Body=RED_PNG, ContentType="image/png")
-            yield client
-        aws.reset_clients()
+def s3(aws_stack: object) -> Iterator[object]:
+    """A bucket of the session's local cloud with the tenant's logo and another tenant's secret.
+    (Not moto's ``mock_aws``: it resets every backend of the process, the cloud's included.)"""
+    global ASSETS
+    client = aws.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    client.put_object(Bucket=BUCKET, Key=f"{OWN}logo.png", Body=RED_PNG, ContentType="image/png")
+    client.put_object(Bucket=BUCKET, Key="assets/other/secret.png", Body=RED_PNG, ContentType="image/png")
+    client.put_object(Bucket=BUCKET, Key="assets/logo.png", Body=RED_PNG, ContentType="image/png")
+    ASSETS = f"{os.environ['AWS_ENDPOINT_URL'].rstrip('/')}/{BUCKET}/assets"
+    yield client
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from posterflow.net.policy import NetPolicy
 from posterflow.render.engine import EngineConfig, RenderEngine, RenderRequest
-from posterflow.render.netpolicy import NetPolicy
 from posterflow.render.sizes import resolve_size
 from posterflow_local.faults import chromium_pids
 

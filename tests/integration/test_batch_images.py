@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import pytest
 from PIL import Image
 
-from posterflow import aws, crop_worker
+from posterflow import aws
+from posterflow.crop import worker as crop_worker
 from tests import photos
 from tests.integration.helpers import api, fetch, wait_for
 

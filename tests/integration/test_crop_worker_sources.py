@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from posterflow.crop_worker import CropMessage
+from posterflow.crop.worker import CropMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,8 +46,8 @@ def test_url_policy_loads_without_playwright() -> None:
     # posterflow.render imports Playwright, which the crop container leaves out.
     script = (
         "import sys; sys.modules['playwright'] = None\n"
-        "from posterflow import crop_worker\n"
-        "p = crop_worker.url_policy()\n"
+        "from posterflow.crop import worker\n"
+        "p = worker.url_policy()\n"
         "print(p.check_blocking('http://127.0.0.1:9/photos/a.jpg').allowed,"
         " p.check_blocking('http://127.0.0.1:9/other').allowed,"
         " p.check_blocking('http://169.254.169.254/latest').allowed,"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from posterflow import aws, jobs, splitter
+from posterflow import aws, jobs
+from posterflow.split import runner as splitter
 from tests.integration.helpers import upload_card_template, wait_for
 
 ONE_MB = 1024 * 1024

@@ -12,7 +12,8 @@ import json
 import uuid
 from typing import Any
 
-from posterflow import aws, jobs, template_store
+from posterflow import aws, jobs
+from posterflow.posters import template_store
 from tests.integration.helpers import make_queue, upload_card_template, wait_for
 
 N = 30

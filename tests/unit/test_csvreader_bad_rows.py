@@ -10,7 +10,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posterflow.csvreader import Checkpoint, CsvReader, CsvRow, read_rows
+from posterflow.formats.csvreader import Checkpoint, CsvReader, CsvRow, read_rows
 
 HEADER = b"username,score\n"
 

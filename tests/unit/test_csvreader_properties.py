@@ -11,7 +11,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posterflow.csvreader import CsvError, CsvReader
+from posterflow.formats.csvreader import CsvError, CsvReader
 
 HEADER = ["name", "message"]
 # Every code point a cell may hold: tab/CR/LF are data inside quotes; other controls mark a

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from posterflow.csvreader import (
+from posterflow.formats.csvreader import (
     Checkpoint,
     CsvError,
     CsvReader,

@@ -10,7 +10,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posterflow.csvreader import Checkpoint, CsvReader
+from posterflow.formats.csvreader import Checkpoint, CsvReader
 
 # Any text a person could type or paste, including quotes, delimiters, newlines, formulas and
 # non-Latin scripts; control characters other than tab/CR/LF mark a file as binary by design.

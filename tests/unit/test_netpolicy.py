@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from posterflow.render.netpolicy import (
+from posterflow.net.policy import (
     AllowRule,
     AssetBucket,
     AssetRefused,

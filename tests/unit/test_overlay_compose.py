@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from posterflow.overlay import PADDING, OverlayError, apply_overlays
+from posterflow.posters.overlay import PADDING, OverlayError, apply_overlays
 
 NAVY = (0, 0, 128)
 RED = (255, 0, 0)

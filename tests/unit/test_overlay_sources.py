@@ -1,8 +1,7 @@
-"""Overlay sources: data: URIs, EXIF orientation and the pixel-bomb guard."""
+"""Overlay images: EXIF orientation and the pixel-bomb guard."""
 
 from __future__ import annotations
 
-import base64
 import io
 import struct
 import zlib
@@ -10,29 +9,13 @@ import zlib
 import pytest
 from PIL import Image
 
-from posterflow.overlay import OverlayError, decode_data_uri, load_image
+from posterflow.posters.overlay import OverlayError, load_image
 
 
 def _png(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG")
     return buf.getvalue()
-
-
-def test_data_uri_base64_and_percent_encoded() -> None:
-    raw = _png(Image.new("RGB", (3, 2), "red"))
-    uri = "data:image/png;base64," + base64.b64encode(raw).decode()
-    assert decode_data_uri(uri) == raw
-    assert decode_data_uri("data:text/plain,hello%20world") == b"hello world"
-    assert (
-        decode_data_uri("data:image/svg+xml;charset=utf-8;base64," + base64.b64encode(b"<svg/>").decode()) == b"<svg/>"
-    )
-
-
-@pytest.mark.parametrize("uri", ["https://example.com/a.png", "data:image/png;base64,***not base64***", "data:"])
-def test_bad_data_uri_raises(uri: str) -> None:
-    with pytest.raises(OverlayError):
-        decode_data_uri(uri)
 
 
 def test_exif_orientation_is_applied() -> None:

@@ -1,14 +1,10 @@
-"""The engine's read-only rules without a browser: which requests are refused, how assets are read."""
+"""The engine's read-only rules without a browser: which requests are refused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from posterflow import aws
-from posterflow.render import engine
-from posterflow.render.engine import RenderRequest, _read_asset, _refusal
+from posterflow.render.engine import RenderRequest, _refusal
 
 
 @pytest.mark.parametrize(
@@ -35,29 +31,3 @@ def test_asset_prefix_must_be_a_tenant_prefix() -> None:
         RenderRequest(html="x", asset_prefix="assets/")
     with pytest.raises(ValueError):
         RenderRequest(html="x", asset_prefix="outputs/acme/")
-
-
-@pytest.fixture
-def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from moto import mock_aws
-
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    aws.reset_clients()
-    with mock_aws():
-        s3 = aws.client("s3")
-        s3.create_bucket(Bucket="posters")
-        s3.put_object(Bucket="posters", Key="assets/acme/logo.png", Body=b"PNG" * 10, ContentType="image/png")
-        yield "posters"
-    aws.reset_clients()
-
-
-def test_read_asset_answers_bytes_missing_and_too_large(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _read_asset(bucket, "assets/acme/logo.png", head=False) == ("image/png", b"PNG" * 10)
-    assert _read_asset(bucket, "assets/acme/logo.png", head=True) == ("image/png", b"")
-    assert _read_asset(bucket, "assets/acme/nope.png", head=False) is None
-    assert _read_asset(bucket, "assets/acme/nope.png", head=True) is None
-    monkeypatch.setattr(engine, "MAX_ASSET_BYTES", 10)
-    assert _read_asset(bucket, "assets/acme/logo.png", head=False) == 30

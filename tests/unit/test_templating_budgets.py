@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from posterflow import templating
-from posterflow.templating import (
+from posterflow.posters import templating
+from posterflow.posters.templating import (
     MissingPlaceholders,
     TemplateError,
     TemplateRenderError,

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posterflow.templating import render_html
+from posterflow.posters.templating import render_html
 
 TEMPLATE = "<div class='card' title='{{ title }}'><p>{{ body }}</p><span data-x=\"{{ title }}\">{{ n }}</span></div>"
 ATTACKS = st.sampled_from([

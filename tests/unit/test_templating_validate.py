@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from posterflow.templating import (
+from posterflow.posters.templating import (
     MAX_TEMPLATE_BYTES,
     TemplateSyntaxError,
     TemplateTooLarge,

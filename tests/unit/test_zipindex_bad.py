@@ -8,7 +8,7 @@ import zipfile
 import photos
 import pytest
 
-from posterflow import zipindex as z
+from posterflow.formats import zipindex as z
 
 
 class CountingReader(z.BytesRangeReader):

@@ -8,7 +8,7 @@ import photos
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posterflow import zipindex as z
+from posterflow.formats import zipindex as z
 
 _PHOTO = photos.jpeg(photos.astronaut().resize((64, 64)))
 _ARCHIVES = [

@@ -8,7 +8,7 @@ import unicodedata
 import photos
 import pytest
 
-from posterflow import zipindex as z
+from posterflow.formats import zipindex as z
 
 _SAFE = re.compile(r"^\d{7}-[\w.-]+$")
 

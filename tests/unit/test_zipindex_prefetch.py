@@ -9,7 +9,7 @@ import random
 import photos
 import pytest
 
-from posterflow import zipindex as z
+from posterflow.formats import zipindex as z
 
 
 class FailingOnce(z.BytesRangeReader):

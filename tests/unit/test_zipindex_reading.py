@@ -13,7 +13,7 @@ import photos
 import pytest
 
 from posterflow import aws
-from posterflow import zipindex as z
+from posterflow.formats import zipindex as z
 
 
 def _entries(data: bytes, **kwargs: object) -> list[z.ZipEntry]:

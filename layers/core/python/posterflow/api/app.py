@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from posterflow import jobs, template_store, tenancy
+from posterflow import jobs, tenancy
 from posterflow.api import body as request_body
 from posterflow.api import (
     routes_batch,
@@ -24,6 +24,7 @@ from posterflow.api import (
     routes_uploads,
 )
 from posterflow.api.errors import ApiError, error_response
+from posterflow.posters import template_store
 
 logger = Logger(child=True)
 

@@ -19,13 +19,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from posterflow import config, enqueue, jobs, tenancy
+from posterflow import config, jobs, tenancy
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
 from posterflow.api.fields import JsonObject
 from posterflow.api.render_client import presigned_get
 from posterflow.api.routes_generate import job_links
 from posterflow.crop import CropOptions
+from posterflow.jobs import enqueue
 from posterflow.net import sources
 
 MAX_IMAGES = 10_000
@@ -119,7 +120,7 @@ def _photo(source: dict[str, str], bucket: str) -> dict[str, str]:
 
 
 def _new_item(item_id: int, source: dict[str, str], bucket: str) -> jobs.NewItem:
-    # The item keeps where its photo is, so a retry can send it again (posterflow.retry).
+    # The item keeps where its photo is, so a retry can send it again (posterflow.jobs.retry).
     return jobs.NewItem(item_id=item_id, entity_id=_entity(source), input={**source, "photo": _photo(source, bucket)})
 
 

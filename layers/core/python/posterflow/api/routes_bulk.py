@@ -6,7 +6,7 @@
   so the same rules hold: header names normalised, formula-looking cells kept as data, a bad
   row (short, too long, missing a required column) fails alone with its reason.
 - ``bulkMethod: "html"``: ``userIdentifiers`` (``"a,b,c"`` or a list) are looked up at the
-  configured profile source (:mod:`posterflow.profiles`); each profile fills one poster and a
+  configured profile source (:mod:`posterflow.posters.profiles`); each profile fills one poster and a
   failed look-up fails that item with the reason.
 
 The template is ``template_id`` (``csvTemplate``/``htmlTemplate`` may name one too) or inline
@@ -25,11 +25,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import ConfigDict, Field, model_validator
 
-from posterflow import csvreader, enqueue, jobs, profiles, template_store, templating
+from posterflow import jobs
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
 from posterflow.api.fields import JsonObject
 from posterflow.api.routes_generate import MAX_INLINE_ITEMS, OutputOptions, _spec, job_links
+from posterflow.formats import csvreader
+from posterflow.jobs import enqueue
+from posterflow.posters import profiles, template_store, templating
 
 # Profile look-ups run inside the API call (bounded, parallel) and must leave time to queue
 # the items within API Gateway's 29 s: more identifiers than this go through an upload.

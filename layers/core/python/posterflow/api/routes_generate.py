@@ -8,11 +8,13 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from posterflow import config, enqueue, jobs, template_store
+from posterflow import config, jobs
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
 from posterflow.api.fields import JsonObject, JsonObjects
 from posterflow.api.render_client import invoke_render, presigned_get
+from posterflow.jobs import enqueue
+from posterflow.posters import template_store
 
 MAX_INLINE_ITEMS = 10_000
 # Above this many items the API writes a manifest and the splitter queues the items.

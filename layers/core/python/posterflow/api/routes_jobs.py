@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from posterflow import aws, config, enqueue, jobs
+from posterflow import aws, config, jobs
 from posterflow.api.errors import ApiError
 from posterflow.api.render_client import presigned_get
 from posterflow.api.routes_generate import job_links
+from posterflow.jobs import enqueue
+from posterflow.jobs.retry import plan_for
 from posterflow.resources import stack_spec
-from posterflow.retry import plan_for
 
 # The seeds call a finished poster "completed"; our item status is "succeeded".
 SEED_ITEM_STATUS = {"succeeded": "completed"}

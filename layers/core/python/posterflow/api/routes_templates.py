@@ -8,9 +8,10 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
-from posterflow import config, template_store, templating
+from posterflow import config
 from posterflow.api.errors import ApiError
 from posterflow.api.render_client import invoke_render, read_output
+from posterflow.posters import template_store, templating
 
 
 class _TemplateBody(BaseModel):

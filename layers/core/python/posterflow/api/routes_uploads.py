@@ -16,10 +16,11 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from posterflow import aws, config, jobs, template_store, tenancy
+from posterflow import aws, config, jobs, tenancy
 from posterflow.api import idempotency
 from posterflow.api.fields import JsonObject
 from posterflow.api.routes_generate import OutputOptions, job_links
+from posterflow.posters import template_store
 from posterflow.resources import stack_spec
 
 UPLOAD_TTL_S = 3600

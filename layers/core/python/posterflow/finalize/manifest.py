@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import IO, Any
 
-from posterflow.csvreader import escape_csv_cell
+from posterflow.formats.csvreader import escape_csv_cell
 from posterflow.jobs import Item
 
 CSV_COLUMNS = ("item_id", "entity_id", "status", "file_name", "error", "generation_time_ms", "attempts", "finished_at")

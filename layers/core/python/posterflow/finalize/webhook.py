@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from posterflow import config, tokens
-from posterflow.render.netpolicy import IPAddress, is_public_address
+from posterflow.net.policy import IPAddress, is_public_address
 
 ENV_ALLOW_LOOPBACK = "POSTERFLOW_WEBHOOK_ALLOW_LOOPBACK"
 ENV_TIMEOUT = "POSTERFLOW_WEBHOOK_TIMEOUT_S"

@@ -25,6 +25,8 @@ from typing import Literal
 from botocore.exceptions import ClientError
 
 from posterflow import aws, config, tenancy
+from posterflow.net import fetch as fetching
+from posterflow.net.policy import NetPolicy
 from posterflow.resources import stack_spec
 
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
@@ -56,6 +58,14 @@ class SourceNotFound(SourceError):
 
 class SourceUnreadable(SourceError):
     code = "source_failed"
+
+
+class SourceChanged(SourceUnreadable):
+    code = "source_changed"
+
+
+class SourceTooLarge(SourceUnreadable):
+    code = "source_too_large"
 
 
 @dataclass(frozen=True)
@@ -103,8 +113,6 @@ def bucket_asset_path(url: str) -> str | None:
     """``<path>`` when ``url`` is the project bucket's ``…/assets/<path>`` URL (virtual-hosted
     or path style on AWS, the local cloud's endpoint), else None — decided exactly as the
     render engine decides which page requests it serves from the tenant's assets."""
-    from posterflow.render.netpolicy import NetPolicy
-
     return NetPolicy.from_env().asset_path(url)
 
 
@@ -123,17 +131,15 @@ def _owned_key(key: str, tenant: str, what: str) -> str:
 
 def read(source: Source, *, what: str = "image", etag: str | None = None) -> bytes:
     """The bytes of a parsed source; raises :class:`SourceError` subclasses with the reason."""
-    from posterflow import overlay
-    from posterflow.render.netpolicy import NetPolicy
-
     try:
         if source.kind == "data":
-            return overlay.decode_data_uri(source.text)
+            return fetching.decode_data_uri(source.text)
         if source.kind == "url":
-            return overlay.fetch_url(source.url or "", NetPolicy.from_env(), what=what)
-    except overlay.OverlayError as exc:
-        refused = "is not allowed" in exc.reason or "not a data: URI" in exc.reason
-        raise (SourceRefused if refused else SourceUnreadable)(exc.reason) from None
+            return fetching.fetch_url(source.url or "", NetPolicy.from_env(), what=what)
+    except fetching.FetchRefused as exc:
+        raise SourceRefused(exc.reason) from None
+    except fetching.FetchError as exc:
+        raise SourceUnreadable(exc.reason) from None
     return read_object(source.key or "", what=what, etag=etag)
 
 
@@ -149,15 +155,15 @@ def read_object(key: str, *, what: str = "image", etag: str | None = None,
         obj = aws.client("s3").get_object(**params)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
-        if code in ("NoSuchKey", "404", "NoSuchBucket"):
+        if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
             raise SourceNotFound(f"{what} s3://{bucket}/{key} does not exist") from None
         if code in ("PreconditionFailed", "412"):
-            raise SourceUnreadable(f"{what} s3://{bucket}/{key} changed since it was queued") from None
+            raise SourceChanged(f"{what} s3://{bucket}/{key} was replaced after it was queued") from None
         raise
     size = int(obj.get("ContentLength") or 0)
     if size > max_bytes:
         obj["Body"].close()
-        raise SourceUnreadable(f"{what} s3://{bucket}/{key} is {size} bytes; the limit is {max_bytes}")
+        raise SourceTooLarge(f"{what} s3://{bucket}/{key} is {size} bytes; the limit is {max_bytes}")
     return bytes(obj["Body"].read())
 
 

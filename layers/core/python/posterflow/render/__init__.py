@@ -7,6 +7,7 @@ Typical use from a synchronous handler::
     result = get_engine().render(RenderRequest(html=html, format="png", size=resolve_size("story")))
 """
 
+from posterflow.net.policy import AllowRule, AssetBucket, NetPolicy
 from posterflow.render.engine import (
     BrowserCrashed,
     ChromiumNotFound,
@@ -19,7 +20,6 @@ from posterflow.render.engine import (
     get_engine,
     shutdown_engine,
 )
-from posterflow.render.netpolicy import AllowRule, AssetBucket, NetPolicy
 from posterflow.render.sizes import (
     CONTENT_TYPES,
     EXTENSIONS,

@@ -14,7 +14,7 @@ Why it is shaped like this (figures in MEASURED.md and bench/render.py):
   cannot ask for ``optimizeForSpeed`` (Chromium's PNG encoder at its default level dominates).
 - Untrusted templates: JavaScript is off unless the request opts in *and* the deployment allows
   it (``POSTERFLOW_TEMPLATE_JAVASCRIPT``); every request leaving the page goes through
-  :class:`~posterflow.render.netpolicy.NetPolicy`; allowed ones are fetched by the Playwright
+  :class:`~posterflow.net.policy.NetPolicy`; allowed ones are fetched by the Playwright
   driver hop by hop (each redirect re-checked) and handed to the page. The browser itself is
   pointed at a proxy that does not exist and cannot resolve any host name, so anything the
   router does not see (a redirect, preconnect, WebSocket, WebRTC) fails closed.
@@ -47,7 +47,7 @@ from playwright.async_api import Error as PlaywrightError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from posterflow import aws, config
-from posterflow.render.netpolicy import AssetRefused, NetPolicy, asset_key, check_asset_prefix
+from posterflow.net.policy import AssetRefused, NetPolicy, asset_key, check_asset_prefix
 from posterflow.render.sizes import CONTENT_TYPES, OutputFormat, PageSize, resolve_size
 
 logger = logging.getLogger(__name__)

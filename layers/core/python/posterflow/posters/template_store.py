@@ -20,7 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from posterflow import aws, config, templating, tenancy
+from posterflow import aws, config, tenancy
+from posterflow.posters import templating
 from posterflow.resources import stack_spec
 
 _ID = re.compile(r"^(?P<section>[A-Za-z0-9][A-Za-z0-9_-]{0,63}?)(?:_(?:latest|v(?P<version>\d{1,6})))?$")

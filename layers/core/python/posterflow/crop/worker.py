@@ -9,24 +9,19 @@ SQS to redeliver (batch item failures).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError, model_validator
 
-from posterflow import aws, config, jobs, overlay, tenancy, zipindex
+from posterflow import aws, config, jobs, tenancy
 from posterflow.crop import CropOptions, PhotoError, crop_photo
+from posterflow.formats import zipindex
+from posterflow.net import fetch, sources
+from posterflow.net.policy import AllowRule, NetPolicy
 from posterflow.resources import stack_spec
-
-if TYPE_CHECKING:
-    from posterflow.render.netpolicy import NetPolicy
 
 logger = Logger(child=True)
 
@@ -34,7 +29,6 @@ ENV_PRIVATE_ALLOWLIST = "POSTERFLOW_PRIVATE_URL_ALLOWLIST"
 """Comma-separated URL prefixes that may be fetched even though they resolve to loopback or
 private addresses (the local cloud, tests). Never set in AWS: photo URLs otherwise obey the
 render allow-list, which refuses every non-public address. Metadata addresses stay refused."""
-_MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 class SourceError(Exception):
@@ -45,6 +39,11 @@ class SourceError(Exception):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
+
+
+# The item reasons the crop API has always recorded.
+_SOURCE_REASONS: dict[type[sources.SourceError], str] = {
+    sources.SourceNotFound: "not_found", sources.SourceChanged: "object_changed"}
 
 
 class CropMessage(BaseModel):
@@ -83,55 +82,12 @@ def output_key(tenant: str, job_id: str, item_id: int, entry_name: str, extensio
                               f"{job_id}/{stem}{suffix}.{extension.lstrip('.')}")
 
 
-def _netpolicy() -> ModuleType:
-    """``posterflow.render.netpolicy``. The crop image leaves Playwright out and the
-    ``posterflow.render`` package imports it on import; the policy module itself needs only the
-    standard library, so there it is loaded from its file."""
-    try:
-        from posterflow.render import netpolicy
-
-        return netpolicy
-    except ImportError:
-        name = "posterflow_crop_netpolicy"
-        if name not in sys.modules:
-            spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "render" / "netpolicy.py")
-            if spec is None or spec.loader is None:
-                raise
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module  # dataclasses look their module up while the class is built
-            spec.loader.exec_module(module)
-        return sys.modules[name]
-
-
 def url_policy() -> NetPolicy:
     """The render allow-list plus :data:`ENV_PRIVATE_ALLOWLIST`; read per call, because the
     local cloud runs every function in one process and tests set it."""
-    netpolicy = _netpolicy()
-    private = [netpolicy.AllowRule.parse(p, allow_private=True)
+    private = [AllowRule.parse(p, allow_private=True)
                for p in os.environ.get(ENV_PRIVATE_ALLOWLIST, "").split(",") if p.strip()]
-    policy: NetPolicy = netpolicy.NetPolicy.from_env(extra=private)
-    return policy
-
-
-def _read_object(bucket: str, key: str, etag: str | None, max_bytes: int) -> bytes:
-    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if etag:
-        params["IfMatch"] = etag
-    try:
-        response = aws.client("s3").get_object(**params)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in _MISSING_KEY_CODES:
-            raise SourceError("not_found", f"s3 key {key!r} does not exist") from None
-        if code in ("PreconditionFailed", "412"):
-            raise SourceError("object_changed", f"s3 key {key!r} was replaced after it was queued") from None
-        raise
-    body = response["Body"]
-    # Refuse by the declared length, so a huge object is never pulled into memory.
-    if int(response.get("ContentLength", 0)) > max_bytes:
-        body.close()
-        raise PhotoError("too_large", f"s3 key {key!r} is {response['ContentLength']} bytes; the limit is {max_bytes}")
-    return bytes(body.read())
+    return NetPolicy.from_env(extra=private)
 
 
 class BatchArchives:
@@ -167,12 +123,17 @@ def read_photo(msg: CropMessage, archives: BatchArchives | None = None) -> bytes
         archives = archives or BatchArchives([msg])
         return zipindex.read_entry(archives.reader(msg), msg.entry)
     if msg.key is not None:
-        return _read_object(msg.bucket or config.bucket(), msg.key, msg.etag, msg.options.max_bytes)
+        try:
+            return sources.read_object(msg.key, what="photo", etag=msg.etag, max_bytes=msg.options.max_bytes,
+                                       bucket=msg.bucket)
+        except sources.SourceTooLarge as exc:
+            raise PhotoError("too_large", exc.reason) from None
+        except sources.SourceError as exc:
+            raise SourceError(_SOURCE_REASONS.get(type(exc), "source_failed"), exc.reason) from None
     try:
-        return overlay.fetch_url(msg.url or "", url_policy(), what="photo")
-    except overlay.OverlayError as exc:
-        reason = "url_blocked" if "is not allowed" in exc.reason else "url_failed"
-        raise SourceError(reason, exc.reason) from None
+        return fetch.fetch_url(msg.url or "", url_policy(), what="photo")
+    except fetch.FetchError as exc:
+        raise SourceError("url_blocked" if isinstance(exc, fetch.FetchRefused) else "url_failed", exc.reason) from None
 
 
 def crop_one(msg: CropMessage, tenant: str, archives: BatchArchives | None = None) -> dict[str, Any]:

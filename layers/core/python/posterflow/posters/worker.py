@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
 from posterflow import jobs, tenancy
-from posterflow.posters import PosterError, PosterOutput, PosterSpec, PosterWork, render_posters
+from posterflow.posters.pipeline import PosterError, PosterOutput, PosterSpec, PosterWork, render_posters
 
 logger = Logger(child=True)
 

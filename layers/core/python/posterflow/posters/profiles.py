@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import quote
 
-from posterflow import overlay
-from posterflow.render.netpolicy import AllowRule, NetPolicy, PolicyError
+from posterflow.net import fetch
+from posterflow.net.policy import AllowRule, NetPolicy, PolicyError
 
 ENV_URL_TEMPLATE = "POSTERFLOW_PROFILE_URL_TEMPLATE"
 ENV_ALLOW_LOOPBACK = "POSTERFLOW_PROFILE_ALLOW_LOOPBACK"
@@ -89,8 +89,8 @@ class ProfileSource:
         if len(identifier) > MAX_IDENTIFIER_CHARS:
             raise ProfileError(identifier[:40] + "…", f"identifier longer than {MAX_IDENTIFIER_CHARS} characters")
         try:
-            raw = overlay.fetch_url(self.url_for(identifier), self.policy, what="profile", timeout_s=self.timeout_s)
-        except overlay.OverlayError as exc:
+            raw = fetch.fetch_url(self.url_for(identifier), self.policy, what="profile", timeout_s=self.timeout_s)
+        except fetch.FetchError as exc:
             raise ProfileError(identifier, exc.reason) from None
         try:
             data = json.loads(raw)

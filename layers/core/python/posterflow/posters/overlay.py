@@ -1,31 +1,24 @@
 """Logo and profile-photo overlays on a rendered poster (seed 000 §1 and §4).
 
 The logo goes top-right and the profile photo bottom-left as a circle with a white border,
-both 20 px from the edges. Sources arrive as bytes (the caller fetches S3 keys or allow-listed
-URLs; :func:`decode_data_uri` handles ``data:`` URIs). Every failure raises
-:class:`OverlayError` with the reason: the seed's overlay failed silently for every poster.
+both 20 px from the edges. Sources arrive as bytes (:mod:`posterflow.net.sources` resolves and
+reads them). Every failure raises :class:`OverlayError` with the reason: the seed's overlay
+failed silently for every poster.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
-import re
-import urllib.error
-import urllib.request
 import warnings
-from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import unquote_to_bytes, urljoin
 
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 if TYPE_CHECKING:
-    from posterflow.render.netpolicy import NetPolicy
+    pass
 
 PADDING = 20
-MAX_SOURCE_BYTES = 20 * 1024 * 1024
+MAX_SOURCE_BYTES = 20 * 1024 * 1024  # the same limit as net.fetch's
 MAX_SOURCE_PIXELS = 40_000_000
 """Decoded size limit of a logo or photo: a 40 MP RGBA bitmap is already 160 MB."""
 LOGO_MAX_FRACTION = (0.22, 0.15)
@@ -34,96 +27,12 @@ PROFILE_FRACTION = 0.22
 """Profile photo diameter as a fraction of the poster's shorter side."""
 _SUPERSAMPLE = 4
 
-_DATA_URI = re.compile(
-    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^;,]*)*?)(?P<b64>;base64)?,(?P<data>.*)$", re.S
-)
-
-
 class OverlayError(ValueError):
     """An overlay could not be applied; ``reason`` says why (fails the item)."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
-
-
-def decode_data_uri(uri: str) -> bytes:
-    """The bytes of a ``data:[<mime>][;base64],<data>`` URI."""
-    match = _DATA_URI.match(uri.strip())
-    if not match:
-        raise OverlayError("not a data: URI")
-    payload = match.group("data")
-    if match.group("b64"):
-        try:
-            data = base64.b64decode(re.sub(r"\s+", "", unquote_to_bytes(payload).decode("ascii")), validate=True)
-        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-            raise OverlayError(f"invalid base64 in data: URI: {exc}") from exc
-    else:
-        data = unquote_to_bytes(payload)
-    if len(data) > MAX_SOURCE_BYTES:
-        raise OverlayError(f"data: URI holds {len(data)} bytes; the limit is {MAX_SOURCE_BYTES}")
-    return data
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None  # surfaced as an HTTPError; fetch_url follows redirects itself, re-checking each hop
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-MAX_REDIRECTS = 5
-
-
-def fetch_url(url: str, policy: NetPolicy, *, what: str = "image", timeout_s: float = 10.0) -> bytes:
-    """GET an overlay source from an allow-listed URL; every redirect hop is checked again.
-
-    Raises :class:`OverlayError` for a blocked URL, an HTTP error (``logo URL answered 404``),
-    a network failure or a body over :data:`MAX_SOURCE_BYTES`."""
-    for _ in range(MAX_REDIRECTS + 1):
-        decision = policy.check_blocking(url)
-        if not decision.allowed:
-            raise OverlayError(f"{what} URL {url} is not allowed: {decision.reason}")
-        try:
-            with _OPENER.open(
-                urllib.request.Request(url, headers={"User-Agent": "posterflow"}), timeout=timeout_s
-            ) as rsp:
-                data = rsp.read(MAX_SOURCE_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            location = exc.headers.get("Location") if exc.code in (301, 302, 303, 307, 308) else None
-            if location:
-                url = urljoin(url, location)
-                continue
-            raise OverlayError(f"{what} URL {url} answered {exc.code}") from exc
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise OverlayError(f"{what} URL {url} could not be fetched: {exc}") from exc
-        if len(data) > MAX_SOURCE_BYTES:
-            raise OverlayError(f"{what} at {url} is larger than {MAX_SOURCE_BYTES} bytes")
-        return data
-    raise OverlayError(f"{what} URL {url}: more than {MAX_REDIRECTS} redirects")
-
-
-def fetch_source(
-    source: str,
-    *,
-    policy: NetPolicy,
-    read_s3: Callable[[str], bytes] | None = None,
-    what: str = "image",
-) -> bytes:
-    """The bytes of an overlay source: a ``data:`` URI, an allow-listed ``http(s)`` URL, or
-    otherwise an S3 key of the project bucket, read with ``read_s3`` (the caller's client)."""
-    source = source.strip()
-    if not source:
-        raise OverlayError(f"{what} source is empty")
-    if source.startswith("data:"):
-        return decode_data_uri(source)
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source):
-        return fetch_url(source, policy, what=what)
-    if read_s3 is None:
-        raise OverlayError(f"{what} {source!r} looks like an S3 key but no S3 reader was given")
-    try:
-        return read_s3(source)
-    except Exception as exc:  # boto3 raises many types; all mean "this source failed"
-        raise OverlayError(f"{what} s3 key {source!r} could not be read: {exc}") from exc
 
 
 def load_image(data: bytes, *, what: str = "image", max_pixels: int = MAX_SOURCE_PIXELS) -> Image.Image:

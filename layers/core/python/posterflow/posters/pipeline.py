@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from posterflow import aws, config, overlay, template_store, templating, tenancy
+from posterflow import aws, config, tenancy
 from posterflow.net import sources
+from posterflow.posters import overlay, template_store, templating
 from posterflow.render import engine as render_engine
 from posterflow.render import sizes
 from posterflow.resources import stack_spec

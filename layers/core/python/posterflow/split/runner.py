@@ -24,7 +24,10 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 
-from posterflow import aws, csvreader, enqueue, jobs, template_store, tenancy, zipindex
+from posterflow import aws, jobs, tenancy
+from posterflow.formats import csvreader, zipindex
+from posterflow.jobs import enqueue
+from posterflow.posters import template_store
 
 logger = Logger(child=True)
 CHUNK = 100
@@ -308,7 +311,7 @@ def _split_zip(state: dict[str, Any], remaining_ms: Callable[[], int]) -> bool:
             if entry.verdict != zipindex.Verdict.IMAGE:
                 yield jobs.NewItem(item_id=entry.index, entity_id=entry.name[-200:], input=described), None
                 continue
-            # The item keeps where its photo is, so a retry can send it again (posterflow.retry).
+            # The item keeps where its photo is, so a retry can send it again (posterflow.jobs.retry).
             photo = {"bucket": state["bucket"], "key": state["key"], "etag": state["etag"],
                      "entry": entry.model_dump(mode="json")}
             yield (jobs.NewItem(item_id=entry.index, entity_id=entry.name[-200:], input={**described, "photo": photo}),

@@ -1,0 +1,1 @@
+"""Posters: the spec, the pipeline, the render worker, templates, overlays and profiles."""

@@ -1,0 +1,1 @@
+"""The splitter: uploads and manifests into per-item work, in checkpointed chunks."""
