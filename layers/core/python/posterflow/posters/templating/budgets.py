@@ -32,6 +32,10 @@ from jinja2.utils import Namespace, generate_lorem_ipsum, pass_context
 from markupsafe import EscapeFormatter, Markup
 from pydantic import BaseModel, ConfigDict
 
+# The package, not this module: the time budgets are read from it at each compile and render,
+# so that setting ``templating.COMPILE_BUDGET_S`` / ``templating.RENDER_BUDGET_S`` takes effect.
+from posterflow.posters import templating as _package
+
 MAX_TEMPLATE_BYTES = 2 * 1024 * 1024
 """Largest template source accepted (UTF-8 bytes); the API answers 413 above it."""
 
@@ -837,7 +841,7 @@ def _trial_render(html: str) -> None:
 def _compile(html: str) -> _Compiled:
     """Compiled template, all undeclared names, the optional ones and those looped over.
     Cached because a batch renders the same template thousands of times."""
-    token = _COMPILING.set(_Deadline(COMPILE_BUDGET_S))
+    token = _COMPILING.set(_Deadline(_package.COMPILE_BUDGET_S))
     try:
         return _build(html)
     except RecursionError as exc:
@@ -996,7 +1000,7 @@ def render_html(html: str, data: Mapping[str, Any], columns: Sequence[str] | Non
         raise MissingPlaceholders(missing)
     # Hand the template its own spelling of each name so {{Username}} and {{username}} both resolve.
     context = {n: available[normalize_key(n)] for n in names if normalize_key(n) in available}
-    token = _RENDER.set(_Budget(RENDER_BUDGET_S))
+    token = _RENDER.set(_Budget(_package.RENDER_BUDGET_S))
     try:
         return _generate(template, context)
     except RecursionError as exc:
