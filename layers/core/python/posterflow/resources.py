@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from posterflow import config
+
 PROJECT = "posterflow"
 REPO_ROOT = Path(__file__).resolve().parents[4]
 STATEMACHINE_DIR = REPO_ROOT / "infra" / "statemachines"
@@ -266,18 +268,19 @@ def stack_spec(prefix: str = PROJECT) -> StackSpec:
     )
 
 
-# Environment variable names given to every function; values differ per deployment.
-ENV_BUCKET = "POSTERFLOW_BUCKET"
-ENV_TABLE = "POSTERFLOW_TABLE"
-ENV_QUEUE_URL = "POSTERFLOW_{key}_QUEUE_URL"  # key upper-cased: SPLIT, RENDER, CROP
-ENV_STATE_MACHINE_ARN = "POSTERFLOW_{key}_STATE_MACHINE_ARN"
-ENV_FUNCTION_NAME = "POSTERFLOW_{key}_FUNCTION"
-ENV_SES_SENDER = "POSTERFLOW_SES_SENDER"
-ENV_WEBSOCKET_ENDPOINT = "POSTERFLOW_WEBSOCKET_ENDPOINT"
-ENV_WEBSOCKET_URL = "POSTERFLOW_WEBSOCKET_URL"
-ENV_API_URL = "POSTERFLOW_API_URL"
-ENV_RETENTION_DAYS = "POSTERFLOW_RETENTION_DAYS"
-ENV_TEMPLATE_JAVASCRIPT = "POSTERFLOW_TEMPLATE_JAVASCRIPT"
+# Environment variable names given to every function; values differ per deployment. Declared
+# (with default, meaning and scope) in posterflow.config, the one registry of settings.
+ENV_BUCKET = config.ENV_BUCKET
+ENV_TABLE = config.ENV_TABLE
+ENV_QUEUE_URL = config.ENV_QUEUE_URL  # key upper-cased: SPLIT, RENDER, CROP (and SPLIT_DLQ, …)
+ENV_STATE_MACHINE_ARN = config.ENV_STATE_MACHINE_ARN
+ENV_FUNCTION_NAME = config.ENV_FUNCTION_NAME
+ENV_SES_SENDER = config.ENV_SES_SENDER
+ENV_WEBSOCKET_ENDPOINT = config.ENV_WEBSOCKET_ENDPOINT
+ENV_WEBSOCKET_URL = config.ENV_WEBSOCKET_URL
+ENV_API_URL = config.ENV_API_URL
+ENV_RETENTION_DAYS = config.ENV_RETENTION_DAYS
+ENV_TEMPLATE_JAVASCRIPT = config.ENV_TEMPLATE_JAVASCRIPT
 
 
 class ResourceRefs(BaseModel):
@@ -304,14 +307,14 @@ def function_environment(spec: StackSpec, fn: FunctionSpec, refs: ResourceRefs) 
         ENV_WEBSOCKET_URL: refs.websocket_url,
         ENV_API_URL: refs.api_url,
         ENV_TEMPLATE_JAVASCRIPT: spec.template_javascript,
-        "POWERTOOLS_SERVICE_NAME": fn.name,
-        "POWERTOOLS_METRICS_NAMESPACE": spec.prefix,
-        "POWERTOOLS_LOG_LEVEL": "INFO",
+        config.POWERTOOLS_SERVICE_NAME.name: fn.name,
+        config.POWERTOOLS_METRICS_NAMESPACE.name: spec.prefix,
+        config.POWERTOOLS_LOG_LEVEL.name: "INFO",
     }
     for key, url in refs.queue_urls.items():
-        env[ENV_QUEUE_URL.format(key=key.upper())] = url
+        env[config.QUEUE_URL.env_name(key)] = url
     for key, arn in refs.state_machine_arns.items():
-        env[ENV_STATE_MACHINE_ARN.format(key=key.upper())] = arn
+        env[config.STATE_MACHINE_ARN.env_name(key)] = arn
     for key, fname in refs.function_names.items():
-        env[ENV_FUNCTION_NAME.format(key=key.upper())] = fname
+        env[config.FUNCTION_NAME.env_name(key)] = fname
     return env
