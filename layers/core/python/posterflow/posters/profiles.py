@@ -15,7 +15,6 @@ reason: the caller fails that item with it, the others go on.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -23,11 +22,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import quote
 
+from posterflow import config
 from posterflow.net import fetch
 from posterflow.net.policy import AllowRule, NetPolicy, PolicyError
 
-ENV_URL_TEMPLATE = "POSTERFLOW_PROFILE_URL_TEMPLATE"
-ENV_ALLOW_LOOPBACK = "POSTERFLOW_PROFILE_ALLOW_LOOPBACK"
+ENV_URL_TEMPLATE = config.PROFILE_URL_TEMPLATE.name
+ENV_ALLOW_LOOPBACK = config.PROFILE_ALLOW_LOOPBACK.name
 MAX_IDENTIFIER_CHARS = 200
 # A profile answer wrapped in one of these keys is unwrapped ({"data": {...}}).
 _WRAPPERS = ("data", "profile", "user", "result")
@@ -76,10 +76,10 @@ class ProfileSource:
 
     @classmethod
     def from_env(cls) -> ProfileSource:
-        template = os.environ.get(ENV_URL_TEMPLATE, "").strip()
+        template = config.profile_url_template()
         if not template:
             raise NotConfigured(f"no profile source is configured ({ENV_URL_TEMPLATE} is not set)")
-        return cls(template, allow_loopback=os.environ.get(ENV_ALLOW_LOOPBACK) == "1")
+        return cls(template, allow_loopback=config.profile_allow_loopback())
 
     def url_for(self, identifier: str) -> str:
         return self.url_template.replace(_SLOT, quote(identifier, safe=""))

@@ -30,7 +30,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
 import shutil
 import threading
 import time
@@ -52,7 +51,7 @@ from posterflow.render.sizes import CONTENT_TYPES, OutputFormat, PageSize, resol
 
 logger = logging.getLogger(__name__)
 
-ENV_CHROMIUM = "POSTERFLOW_CHROMIUM"
+ENV_CHROMIUM = config.CHROMIUM.name
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
 
 LAUNCH_ARGS: tuple[str, ...] = (
@@ -195,7 +194,7 @@ class EngineStats:
 
 def find_chromium(playwright: Playwright | None = None) -> str | None:
     """The executable to launch; ``None`` means Playwright's bundled browser."""
-    configured = os.environ.get(ENV_CHROMIUM)
+    configured = config.chromium()
     if configured:
         if not Path(configured).exists():
             raise ChromiumNotFound(f"{ENV_CHROMIUM}={configured} does not exist")
