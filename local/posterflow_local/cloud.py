@@ -102,7 +102,6 @@ class LocalCloud:
         self.environment = {**r.function_environment(self.spec, self.spec.function("api"), self.refs),
                             **self.extra_environment}
         os.environ.update(self.environment)
-        os.environ.setdefault("POSTERFLOW_OUT_DIR", str(o.out_dir.resolve()))
         for fn in self.spec.functions:
             self._register_spec_function(fn)
         if o.event_sources:

@@ -22,7 +22,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from posterflow import aws
+from posterflow import aws, config
 from posterflow_local.patches import inprocess_transport as inprocess
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
@@ -53,8 +53,8 @@ def fake_credentials() -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        "AWS_REGION": os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
+        config.AWS_DEFAULT_REGION.name: config.AWS_DEFAULT_REGION.required(),
+        config.AWS_REGION.name: config.aws_region(),
     }
 
 
@@ -88,7 +88,7 @@ class EmbeddedAWS:
         if self.in_process:
             inprocess.serve(self._netloc, app)
         os.environ.update(fake_credentials())
-        os.environ["AWS_ENDPOINT_URL"] = self.endpoint
+        os.environ[config.AWS_ENDPOINT_URL.name] = self.endpoint
         # moto's Step Functions interpreter calls Lambda back over HTTP on this port.
         os.environ["MOTO_PORT"] = str(self.port)
         aws.reset_clients()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import calendar
 import json
-import os
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.utilities import dynamo_to_dict
 from moto.dynamodb.responses import DynamoResult
 
+from posterflow_local import settings
 from posterflow_local.patches._patch import Patch, Replacement
 
 FAST_OPERATIONS = {
@@ -82,7 +82,7 @@ def _execute_result(self: Any, context: Any) -> Any:
         body = json.dumps(_plain(result), separators=(",", ":"))
     except TypeError:
         return _original_execute_result(self, context)
-    if os.environ.get("POSTERFLOW_CHECK_FAST_SERIALIZE") == "1":
+    if settings.check_fast_serialize():
         _check(self, context, body)
     return 200, {"Content-Type": _content_type(context)}, body
 
