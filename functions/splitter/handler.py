@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from posterflow.split import runner as splitter
+from posterflow import split
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return splitter.handle(event, context.get_remaining_time_in_millis)
+    return split.handle(event, context.get_remaining_time_in_millis)

@@ -14,11 +14,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, model_validator
 
 from posterflow import aws, config, jobs, tenancy
 from posterflow.crop import CropOptions, PhotoError, crop_photo
 from posterflow.formats import zipindex
+from posterflow.jobs import sqs_batch
 from posterflow.net import fetch, sources
 from posterflow.net.policy import AllowRule, NetPolicy
 from posterflow.resources import stack_spec
@@ -158,7 +159,13 @@ def crop_one(msg: CropMessage, tenant: str, archives: BatchArchives | None = Non
 
 
 def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
-    failures: list[dict[str, str]] = []
+    return sqs_batch.whole_batch(event, CropMessage, crop_batch, what="crop")
+
+
+def crop_batch(batch: list[sqs_batch.Received[CropMessage]]) -> list[str]:
+    """Crop a batch's photos (its ZIP entries read together) and record their outcomes; the ids
+    of the messages to redeliver."""
+    redeliver: list[str] = []
     # One look-up per job per batch, as the render worker does: a cancel that lands mid-batch
     # has already finished the pending items, so the rest of the batch counts as already done.
     owners: dict[str, jobs.Job | None] = {}
@@ -166,14 +173,9 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
     # instance that dies before that leaves every message of the batch for redelivery, and the
     # crops it already wrote are written again under the same keys.
     outcomes: list[tuple[str, jobs.ItemOutcome, str]] = []
-    messages: list[tuple[dict[str, Any], CropMessage]] = []
-    for record in event.get("Records", []):
-        try:
-            messages.append((record, CropMessage.model_validate_json(record["body"])))
-        except ValidationError as exc:
-            logger.error("dropping malformed crop message", extra={"error": str(exc), "body": record["body"][:500]})
-    archives = BatchArchives([msg for _, msg in messages])
-    for record, msg in messages:
+    archives = BatchArchives([received.message for received in batch])
+    for received in batch:
+        msg = received.message
         try:
             if msg.job_id not in owners:
                 owners[msg.job_id] = jobs.find_job(msg.job_id)
@@ -195,8 +197,8 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
         except Exception:
             logger.exception("crop failed; leaving the message for redelivery",
                              extra={"job_id": msg.job_id, "item_id": msg.item_id})
-            failures.append({"itemIdentifier": record["messageId"]})
+            redeliver.append(received.message_id)
             continue
-        outcomes.append((msg.job_id, outcome, record["messageId"]))
-    failures.extend({"itemIdentifier": message_id} for message_id in jobs.finish_batch(outcomes))
-    return {"batchItemFailures": failures}
+        outcomes.append((msg.job_id, outcome, received.message_id))
+    redeliver.extend(jobs.finish_batch(outcomes))
+    return redeliver

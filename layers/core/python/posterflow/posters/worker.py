@@ -3,6 +3,7 @@
 Item outcomes are recorded in the job (exactly-once counters); input problems fail the item
 with a reason; retryable problems (a crashed browser, AWS errors) are reported as batch item
 failures so SQS redelivers them and, after ``maxReceiveCount``, the DLQ consumer records them.
+The batch reaches :func:`render_batch` parsed, through :func:`posterflow.jobs.sqs_batch.whole_batch`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
 from posterflow import jobs, tenancy
+from posterflow.jobs import sqs_batch
 from posterflow.posters.pipeline import PosterError, PosterOutput, PosterSpec, PosterWork, render_posters
 
 logger = Logger(child=True)
@@ -27,17 +29,17 @@ class PosterMessage(BaseModel):
 
 
 def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
-    failures: list[dict[str, str]] = []
+    return sqs_batch.whole_batch(event, PosterMessage, render_batch, what="render")
+
+
+def render_batch(batch: list[sqs_batch.Received[PosterMessage]]) -> list[str]:
+    """Render a batch's posters in parallel and record their outcomes; the ids of the
+    messages to redeliver."""
     work: list[PosterWork] = []
     message_ids: list[str] = []
     owners: dict[str, jobs.Job | None] = {}  # one look-up per job per batch: tenant, cancelled
-    for record in event.get("Records", []):
-        try:
-            msg = PosterMessage.model_validate_json(record["body"])
-        except ValidationError as exc:
-            # A malformed message can never succeed: log it and let it go (it is not an item).
-            logger.error("dropping malformed render message", extra={"error": str(exc), "body": record["body"][:500]})
-            continue
+    for received in batch:
+        msg = received.message
         if msg.job_id not in owners:
             owners[msg.job_id] = jobs.find_job(msg.job_id)
         job = owners[msg.job_id]
@@ -49,22 +51,21 @@ def handle_sqs(event: dict[str, Any]) -> dict[str, Any]:
             jobs.finish_item(msg.job_id, msg.item_id, status="cancelled", error="job cancelled")
             continue
         work.append(PosterWork(msg.spec, msg.job_id, msg.item_id, job.tenant))
-        message_ids.append(record["messageId"])
+        message_ids.append(received.message_id)
     if not work:
-        return {"batchItemFailures": failures}
+        return []
     outcomes = render_posters(work)
 
     # Outcomes are recorded in message order (the progress stream then announces items in the
     # order their counters moved), one transaction per job for the batch; a retryable problem
     # leaves its message for redelivery.
-    failures.extend(record_outcomes(work, message_ids, outcomes))
-    return {"batchItemFailures": failures}
+    return record_outcomes(work, message_ids, outcomes)
 
 
 def record_outcomes(work: list[PosterWork], message_ids: list[str],
-                    outcomes: list[PosterOutput | PosterError]) -> list[dict[str, str]]:
-    """Record the batch's outcomes; the batch item failures for messages to redeliver."""
-    failures: list[dict[str, str]] = []
+                    outcomes: list[PosterOutput | PosterError]) -> list[str]:
+    """Record the batch's outcomes; the ids of the messages to redeliver."""
+    redeliver: list[str] = []
     entries: list[tuple[str, jobs.ItemOutcome, str]] = []
     for one, message_id, outcome in zip(work, message_ids, outcomes, strict=True):
         job_id, item_id = one.job_id, one.item_id
@@ -73,14 +74,14 @@ def record_outcomes(work: list[PosterWork], message_ids: list[str],
                                         timings={"total_ms": outcome.generation_time_ms},
                                         extra={"template_version": outcome.template_version_used})
         elif outcome.retryable:
-            failures.append({"itemIdentifier": message_id})
+            redeliver.append(message_id)
             continue
         else:
             recorded = jobs.ItemOutcome(item_id=item_id, status=jobs.ItemStatus.FAILED,
                                         error=f"{outcome.code}: {outcome.message}")
         entries.append((job_id, recorded, message_id))
-    failures.extend({"itemIdentifier": message_id} for message_id in jobs.finish_batch(entries))
-    return failures
+    redeliver.extend(jobs.finish_batch(entries))
+    return redeliver
 
 
 def handle_direct(event: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from aws_lambda_powertools import Logger
 
 from posterflow import aws, jobs, tenancy
 from posterflow.formats import csvreader, zipindex
-from posterflow.jobs import enqueue
+from posterflow.jobs import enqueue, sqs_batch
 from posterflow.split import csv_input, manifest_input, zip_input
 from posterflow.split.base import ChunkWriter, Items, Settle, SplitFailed
 
@@ -49,30 +49,39 @@ def _job_id_for(bucket: str, key: str, etag: str) -> str:
 
 
 def handle(event: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, Any]:
-    failures: list[dict[str, str]] = []
-    for record in event.get("Records", []):
-        try:
-            body = json.loads(record["body"])
-        except json.JSONDecodeError:
-            logger.error("unparsable split message", extra={"body": record["body"][:500]})
-            continue
-        try:
-            if body.get("Event") == "s3:TestEvent":
-                continue
-            if "continue" in body:
-                _run(body["continue"], remaining_ms)
-            if "manifest" in body:
-                m = body["manifest"]
-                _run({"job_id": m["job_id"], "kind": "manifest", "bucket": m["bucket"], "key": m["key"],
-                      "cursor": None, "sent": 0}, remaining_ms)
-            for s3_record in body.get("Records", []):
-                start = _start(s3_record)
-                if start is not None:
-                    _run(start, remaining_ms)
-        except Exception:
-            logger.exception("split failed; the message will be retried")
-            failures.append({"itemIdentifier": record["messageId"]})
-    return {"batchItemFailures": failures}
+    """The split queue's batch: each message alone; one whose split failed is left for
+    redelivery (it resumes from its own state, and nothing it already did counts twice)."""
+    return sqs_batch.each_record(event, lambda record: handle_message(record.body, remaining_ms))
+
+
+def handle_message(raw: str, remaining_ms: Callable[[], int]) -> None:
+    """One split message: an S3 event (a test event, or uploads to start), a continuation or a
+    manifest. A body that is no JSON object is logged and dropped (no delivery can change it);
+    a split that fails raises."""
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError:
+        logger.error("unparsable split message", extra={"body": raw[:500]})
+        return
+    if not isinstance(body, dict):
+        logger.error("split message is not a JSON object", extra={"body": raw[:500]})
+        return
+    try:
+        if body.get("Event") == "s3:TestEvent":
+            return
+        if "continue" in body:
+            _run(body["continue"], remaining_ms)
+        if "manifest" in body:
+            m = body["manifest"]
+            _run({"job_id": m["job_id"], "kind": "manifest", "bucket": m["bucket"], "key": m["key"],
+                  "cursor": None, "sent": 0}, remaining_ms)
+        for s3_record in body.get("Records", []):
+            start = _start(s3_record)
+            if start is not None:
+                _run(start, remaining_ms)
+    except Exception:
+        logger.exception("split failed; the message will be retried")
+        raise
 
 
 def _start(s3_record: dict[str, Any]) -> dict[str, Any] | None:
