@@ -9,7 +9,6 @@ SQS to redeliver (batch item failures).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -26,7 +25,7 @@ from posterflow.resources import stack_spec
 
 logger = Logger(child=True)
 
-ENV_PRIVATE_ALLOWLIST = "POSTERFLOW_PRIVATE_URL_ALLOWLIST"
+ENV_PRIVATE_ALLOWLIST = config.PRIVATE_URL_ALLOWLIST.name
 """Comma-separated URL prefixes that may be fetched even though they resolve to loopback or
 private addresses (the local cloud, tests). Never set in AWS: photo URLs otherwise obey the
 render allow-list, which refuses every non-public address. Metadata addresses stay refused."""
@@ -86,8 +85,7 @@ def output_key(tenant: str, job_id: str, item_id: int, entry_name: str, extensio
 def url_policy() -> NetPolicy:
     """The render allow-list plus :data:`ENV_PRIVATE_ALLOWLIST`; read per call, because the
     local cloud runs every function in one process and tests set it."""
-    private = [AllowRule.parse(p, allow_private=True)
-               for p in os.environ.get(ENV_PRIVATE_ALLOWLIST, "").split(",") if p.strip()]
+    private = [AllowRule.parse(p, allow_private=True) for p in config.private_url_allowlist()]
     return NetPolicy.from_env(extra=private)
 
 
