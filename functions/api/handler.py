@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 
 from posterflow import tenancy
+from posterflow.api import request
 from posterflow.api.app import build, normalise_event, to_proxy
 
 logger = Logger()
@@ -20,4 +21,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     normalised = normalise_event(event)
     if isinstance(normalised, Response):
         return to_proxy(normalised)
+    request.use(normalised, context)
     return app.resolve(normalised, context)

@@ -70,3 +70,30 @@ def test_bad_key_is_422(cloud: Any, template_id: str) -> None:
     status, body, _ = api(cloud, "POST", "/api/generate-async", _bodies(template_id)["/api/generate-async"],
                           headers={"Idempotency-Key": "x" * 300})
     assert status == 422 and body["error"]["code"] == "invalid_idempotency_key"
+
+
+def test_concurrent_requests_each_see_their_own_idempotency_key(cloud: Any) -> None:
+    """The route modules are Routers shared by the local cloud's API instances: each request
+    must read its own headers, not those of another instance's request in flight."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    status, body, _ = api(cloud, "POST", "/api/templates/upload", {
+        "section": f"idem-conc-{uuid.uuid4().hex[:6]}", "name": "c", "html_content": "<p>{{ n }}</p>",
+        "width": 100, "height": 50, "format": "jpeg"})
+    assert status == 201, body
+    template_id = body["template_id"]
+
+    def submit(i: int) -> tuple[int, str]:
+        key = f"conc-{uuid.uuid4().hex}-{i}"
+        status, answer, _ = api(cloud, "POST", "/api/generate-async",
+                                {"template_id": template_id, "custom_data": {"n": i}},
+                                headers={"Idempotency-Key": key})
+        assert status == 202, answer
+        again = api(cloud, "POST", "/api/generate-async", {"template_id": template_id, "custom_data": {"n": i}},
+                    headers={"Idempotency-Key": key})
+        assert again[0] == 202 and again[1]["job_id"] == answer["job_id"], (answer, again)
+        return i, str(answer["job_id"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(submit, range(24)))
+    assert len({job_id for _, job_id in results}) == 24

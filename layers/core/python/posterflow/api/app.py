@@ -50,13 +50,9 @@ def build() -> APIGatewayRestResolver:
         return Response(status_code=200, content_type="application/json",
                         body=app.get_openapi_json_schema(title="posterflow API", version="1.0.0"))
 
-    routes_templates.register(app)
-    routes_generate.register(app)
-    routes_jobs.register(app)
-    routes_download.register(app)
-    routes_bulk.register(app)
-    routes_uploads.register(app)
-    routes_batch.register(app)
+    for routes in (routes_templates, routes_generate, routes_jobs, routes_download, routes_bulk, routes_uploads,
+                   routes_batch):
+        app.include_router(routes.router)
 
     @app.exception_handler(RequestValidationError)
     def validation(exc: RequestValidationError) -> Response[str]:

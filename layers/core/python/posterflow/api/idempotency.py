@@ -17,7 +17,6 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -30,6 +29,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel
 
 from posterflow import aws, config, tenancy
+from posterflow.api import request
 from posterflow.api.errors import ApiError
 from posterflow.resources import stack_spec
 
@@ -67,8 +67,8 @@ def _runner(table: str) -> Callable[..., dict[str, Any]]:
     return run
 
 
-def header_value(app: APIGatewayRestResolver) -> str | None:
-    value = app.current_event.headers.get(HEADER)  # case-insensitive in Powertools v3
+def header_value() -> str | None:
+    value = request.header(HEADER)
     if value is None:
         return None
     value = value.strip()
@@ -78,18 +78,19 @@ def header_value(app: APIGatewayRestResolver) -> str | None:
     return value
 
 
-def once(app: APIGatewayRestResolver, route: str, body: BaseModel | dict[str, Any],
-         produce: Callable[[], Answer]) -> Answer:
-    """``produce()`` once per (route, Idempotency-Key); without the header, just ``produce()``."""
-    key = header_value(app)
+def once(route: str, body: BaseModel | dict[str, Any], produce: Callable[[], Answer]) -> Answer:
+    """``produce()`` once per (tenant, route, Idempotency-Key); without the header, just
+    ``produce()``."""
+    key = header_value()
     if key is None:
         return produce()
     payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
-    if app.lambda_context is not None:
-        _CONFIG.register_lambda_context(app.lambda_context)
+    context = request.lambda_context()
+    if context is not None:
+        _CONFIG.register_lambda_context(context)
     try:
-        request = {"tenant": tenancy.current(), "route": route, "key": key, "body": payload}
-        answer = _runner(config.table())(request=request, produce=produce)
+        record = {"tenant": tenancy.current(), "route": route, "key": key, "body": payload}
+        answer = _runner(config.table())(request=record, produce=produce)
     except IdempotencyValidationError:
         raise ApiError(422, "idempotency_key_reused",
                        f"this {HEADER} was used with a different request body; use a new key for a new request",

@@ -8,8 +8,6 @@ from typing import Any
 from posterflow import aws, config, tenancy
 from posterflow.api.errors import ApiError
 
-LINK_TTL_S = 7 * 24 * 3600
-
 
 def invoke_render(spec: dict[str, Any]) -> dict[str, Any]:
     resp = aws.client("lambda").invoke(FunctionName=config.function_name("render"),
@@ -22,11 +20,6 @@ def invoke_render(spec: dict[str, Any]) -> dict[str, Any]:
         err = payload["error"]
         raise ApiError(int(err.get("status", 422)), err["code"], err["message"], err.get("details"))
     return dict(payload["output"])
-
-
-def presigned_get(key: str, expires_s: int = LINK_TTL_S) -> str:
-    return str(aws.client("s3").generate_presigned_url(
-        "get_object", Params={"Bucket": config.bucket(), "Key": key}, ExpiresIn=expires_s))
 
 
 def read_output(key: str) -> bytes:

@@ -15,7 +15,7 @@ import json
 import re
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
@@ -23,11 +23,12 @@ from posterflow import config, jobs, tenancy
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
 from posterflow.api.fields import JsonObject
-from posterflow.api.render_client import presigned_get
-from posterflow.api.routes_generate import job_links
+from posterflow.api.links import job_links, presigned_get
 from posterflow.crop import CropOptions
 from posterflow.jobs import enqueue
 from posterflow.net import sources
+
+router = Router()
 
 MAX_IMAGES = 10_000
 """Like the poster batch's inline limit; more images go in a ZIP dropped into S3."""
@@ -185,39 +186,40 @@ def batch_json(job: jobs.Job) -> dict[str, Any]:
     }
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    def add_images(body: AddImagesRequest) -> tuple[dict[str, Any], int]:
-        if len(body.images) > MAX_IMAGES:
-            raise ApiError(413, "too_many_images", f"{len(body.images)} images is over the limit of {MAX_IMAGES}; "
-                           "drop a ZIP of the photos under uploads/ instead")
-        bucket = config.bucket()
-        images = [_source(image, i) for i, image in enumerate(body.images)]
-        options = body.options.crop_options()
-        fingerprint = _fingerprint(images, options)
-        existing = jobs.find_job(body.batch_id) if body.batch_id else None
-        if existing is None:
-            try:
-                job = _create(body, images, fingerprint, bucket, options)
-                queued, status = len(images), 202
-            except jobs.JobStateConflict:  # the same batch id, created by a concurrent request
-                existing = jobs.get_job(body.batch_id or "")
-        if existing is not None:
-            if existing.tenant != tenancy.current():
-                # Batch ids are the callers' own words, so two tenants can pick the same one;
-                # say it is taken without saying anything about the other batch.
-                raise ApiError(409, "batch_conflict", f"batch id {existing.job_id} is taken; choose another")
-            job, queued, status = existing, _replay(existing, fingerprint, images, bucket, options), 200
-        return {"success": True, "batchId": job.job_id, "job_id": job.job_id, "imageCount": len(images),
-                "queued": queued, **job_links(job)}, status
+def add_images(body: AddImagesRequest) -> tuple[dict[str, Any], int]:
+    if len(body.images) > MAX_IMAGES:
+        raise ApiError(413, "too_many_images", f"{len(body.images)} images is over the limit of {MAX_IMAGES}; "
+                       "drop a ZIP of the photos under uploads/ instead")
+    bucket = config.bucket()
+    images = [_source(image, i) for i, image in enumerate(body.images)]
+    options = body.options.crop_options()
+    fingerprint = _fingerprint(images, options)
+    existing = jobs.find_job(body.batch_id) if body.batch_id else None
+    if existing is None:
+        try:
+            job = _create(body, images, fingerprint, bucket, options)
+            queued, status = len(images), 202
+        except jobs.JobStateConflict:  # the same batch id, created by a concurrent request
+            existing = jobs.get_job(body.batch_id or "")
+    if existing is not None:
+        if existing.tenant != tenancy.current():
+            # Batch ids are the callers' own words, so two tenants can pick the same one;
+            # say it is taken without saying anything about the other batch.
+            raise ApiError(409, "batch_conflict", f"batch id {existing.job_id} is taken; choose another")
+        job, queued, status = existing, _replay(existing, fingerprint, images, bucket, options), 200
+    return {"success": True, "batchId": job.job_id, "job_id": job.job_id, "imageCount": len(images),
+            "queued": queued, **job_links(job)}, status
 
-    @app.post("/api/batch/add-images")
-    def add_images_route(body: Annotated[AddImagesRequest, Body()]) -> tuple[dict[str, Any], int]:
-        # Idempotency-Key as on every job-creating route; batchId is the seed-style alternative.
-        return idempotency.once(app, "batch/add-images", body, lambda: add_images(body))
 
-    @app.get("/api/batch/status/<batch_id>")
-    def batch_status(batch_id: str) -> dict[str, Any]:
-        job = jobs.find_job(batch_id)
-        if job is None or job.tenant != tenancy.current():
-            raise ApiError(404, "batch_not_found", f"batch {batch_id} not found")
-        return {"success": True, "batch": batch_json(job)}
+@router.post("/api/batch/add-images")
+def add_images_route(body: Annotated[AddImagesRequest, Body()]) -> tuple[dict[str, Any], int]:
+    # Idempotency-Key as on every job-creating route; batchId is the seed-style alternative.
+    return idempotency.once("batch/add-images", body, lambda: add_images(body))
+
+
+@router.get("/api/batch/status/<batch_id>")
+def batch_status(batch_id: str) -> dict[str, Any]:
+    job = jobs.find_job(batch_id)
+    if job is None or job.tenant != tenancy.current():
+        raise ApiError(404, "batch_not_found", f"batch {batch_id} not found")
+    return {"success": True, "batch": batch_json(job)}

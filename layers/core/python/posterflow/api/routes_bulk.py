@@ -21,7 +21,7 @@ import hashlib
 import io
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import ConfigDict, Field, model_validator
 
@@ -29,10 +29,13 @@ from posterflow import jobs
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
 from posterflow.api.fields import JsonObject
-from posterflow.api.routes_generate import MAX_INLINE_ITEMS, OutputOptions, _spec, job_links
+from posterflow.api.links import job_links
+from posterflow.api.poster_requests import MAX_INLINE_ITEMS, OutputOptions, poster_spec
 from posterflow.formats import csvreader
 from posterflow.jobs import enqueue
 from posterflow.posters import profiles, template_store, templating
+
+router = Router()
 
 # Profile look-ups run inside the API call (bounded, parallel) and must leave time to queue
 # the items within API Gateway's 29 s: more identifiers than this go through an upload.
@@ -147,7 +150,7 @@ def _csv_rows(body: BulkRequest, tv: template_store.TemplateVersion) -> list[Row
         if row.error:
             rows.append((entity, None, f"row {row.line}: {row.error}"))
             continue
-        spec = _spec(_options(body), tv.id, row.values, entity)
+        spec = poster_spec(_options(body), tv.id, row.values, entity)
         if columns is not None:
             spec["columns"] = columns
         rows.append((entity, spec, None))
@@ -171,7 +174,7 @@ def _profile_rows(body: BulkRequest, tv: template_store.TemplateVersion) -> list
         if isinstance(profile, profiles.ProfileError):
             rows.append((ident, None, f"profile look-up failed: {profile.reason}"))
         else:
-            rows.append((ident, _spec(_options(body), tv.id, profile, ident), None))
+            rows.append((ident, poster_spec(_options(body), tv.id, profile, ident), None))
     return rows
 
 
@@ -201,7 +204,6 @@ def submit_bulk(body: BulkRequest) -> tuple[dict[str, Any], int]:
                        "to track progress.", **job_links(job)}, 202
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    @app.post("/api/generate-bulk")
-    def generate_bulk(body: Annotated[BulkRequest, Body()]) -> tuple[dict[str, Any], int]:
-        return idempotency.once(app, "generate-bulk", body, lambda: submit_bulk(body))
+@router.post("/api/generate-bulk")
+def generate_bulk(body: Annotated[BulkRequest, Body()]) -> tuple[dict[str, Any], int]:
+    return idempotency.once("generate-bulk", body, lambda: submit_bulk(body))

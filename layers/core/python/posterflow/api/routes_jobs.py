@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from posterflow import aws, config, jobs
 from posterflow.api.errors import ApiError
-from posterflow.api.render_client import presigned_get
-from posterflow.api.routes_generate import job_links
+from posterflow.api.links import job_links, presigned_get
 from posterflow.jobs import enqueue
 from posterflow.jobs.retry import plan_for
 from posterflow.resources import stack_spec
+
+router = Router()
 
 # The seeds call a finished poster "completed"; our item status is "succeeded".
 SEED_ITEM_STATUS = {"succeeded": "completed"}
@@ -70,52 +71,56 @@ def _with_results(job_id: str, limit: int, cursor: str | None) -> dict[str, Any]
     return {**job_json(job), "results": [result_json(i) for i in items], "next": next_cursor}
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    @app.get("/api/templates/job/<job_id>")
-    def seed_status(job_id: str, limit: Annotated[int, Query()] = 1000,
-                    cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
-        return _with_results(job_id, limit, cursor)
+@router.get("/api/templates/job/<job_id>")
+def seed_status(job_id: str, limit: Annotated[int, Query()] = 1000,
+                cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+    return _with_results(job_id, limit, cursor)
 
-    @app.get("/api/jobs/<job_id>")
-    def job_status(job_id: str, limit: Annotated[int, Query()] = 1000,
-                   cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
-        return _with_results(job_id, limit, cursor)
 
-    @app.get("/api/jobs")
-    def list_jobs(status: Annotated[str | None, Query()] = None, limit: Annotated[int, Query()] = 50,
-                  cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
-        if status is not None and status not in {s.value for s in jobs.JobStatus}:
-            raise ApiError(422, "invalid_status", f"unknown status {status!r}",
-                           {"allowed": [s.value for s in jobs.JobStatus]})
-        if not 1 <= limit <= 1000:
-            raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
-        try:
-            found, next_cursor = jobs.list_jobs(status, limit=limit, cursor=cursor)
-        except jobs.InvalidCursor as exc:
-            raise ApiError(422, "invalid_cursor", str(exc)) from None
-        return {"jobs": [job_json(j) for j in found], "next": next_cursor}
+@router.get("/api/jobs/<job_id>")
+def job_status(job_id: str, limit: Annotated[int, Query()] = 1000,
+               cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+    return _with_results(job_id, limit, cursor)
 
-    @app.post("/api/jobs/<job_id>/cancel")
-    def cancel(job_id: str) -> dict[str, Any]:
-        jobs.owned_job(job_id)
-        outcome = jobs.cancel_job(job_id)
-        return {"success": True, "job_id": job_id, **outcome.model_dump(mode="json"),
-                "job": job_json(jobs.get_job(job_id))}
 
-    @app.post("/api/jobs/<job_id>/retry")
-    def retry(job_id: str) -> dict[str, Any]:
-        plan = plan_for(jobs.owned_job(job_id))
-        items = jobs.retry_failed(job_id, retryable=plan.retryable)
-        enqueue.send_messages(plan.queue, plan.messages(items))
-        jobs.add_log(job_id, "INFO", f"retrying {len(items)} failed item(s)")
-        return {"success": True, "job_id": job_id, "retried": len(items), **job_links(jobs.get_job(job_id))}
+@router.get("/api/jobs")
+def list_jobs(status: Annotated[str | None, Query()] = None, limit: Annotated[int, Query()] = 50,
+              cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+    if status is not None and status not in {s.value for s in jobs.JobStatus}:
+        raise ApiError(422, "invalid_status", f"unknown status {status!r}",
+                       {"allowed": [s.value for s in jobs.JobStatus]})
+    if not 1 <= limit <= 1000:
+        raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
+    try:
+        found, next_cursor = jobs.list_jobs(status, limit=limit, cursor=cursor)
+    except jobs.InvalidCursor as exc:
+        raise ApiError(422, "invalid_cursor", str(exc)) from None
+    return {"jobs": [job_json(j) for j in found], "next": next_cursor}
 
-    @app.get("/api/batch/queue-stats")
-    def queue_stats() -> dict[str, Any]:
-        sqs, stats = aws.client("sqs"), {}
-        for q in stack_spec().queues:
-            attrs = sqs.get_queue_attributes(QueueUrl=config.queue_url(q.key), AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-            stats[q.key] = {"waiting": int(attrs["ApproximateNumberOfMessages"]),
-                            "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"])}
-        return {"queues": stats}
+
+@router.post("/api/jobs/<job_id>/cancel")
+def cancel(job_id: str) -> dict[str, Any]:
+    jobs.owned_job(job_id)
+    outcome = jobs.cancel_job(job_id)
+    return {"success": True, "job_id": job_id, **outcome.model_dump(mode="json"),
+            "job": job_json(jobs.get_job(job_id))}
+
+
+@router.post("/api/jobs/<job_id>/retry")
+def retry(job_id: str) -> dict[str, Any]:
+    plan = plan_for(jobs.owned_job(job_id))
+    items = jobs.retry_failed(job_id, retryable=plan.retryable)
+    enqueue.send_messages(plan.queue, plan.messages(items))
+    jobs.add_log(job_id, "INFO", f"retrying {len(items)} failed item(s)")
+    return {"success": True, "job_id": job_id, "retried": len(items), **job_links(jobs.get_job(job_id))}
+
+
+@router.get("/api/batch/queue-stats")
+def queue_stats() -> dict[str, Any]:
+    sqs, stats = aws.client("sqs"), {}
+    for q in stack_spec().queues:
+        attrs = sqs.get_queue_attributes(QueueUrl=config.queue_url(q.key), AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        stats[q.key] = {"waiting": int(attrs["ApproximateNumberOfMessages"]),
+                        "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"])}
+    return {"queues": stats}

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
 from posterflow import config
+from posterflow.api import request
 from posterflow.api.errors import ApiError
 from posterflow.api.render_client import invoke_render, read_output
 from posterflow.posters import template_store, templating
+
+router = Router()
 
 
 class _TemplateBody(BaseModel):
@@ -82,50 +86,53 @@ def _check_javascript(requested: bool | None) -> None:
                        f"({config.ENV_TEMPLATE_JAVASCRIPT} is not 'allow'); upload it with javascript: false")
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    @app.post("/api/templates/upload")
-    def upload(body: Annotated[TemplateUpload, Body()]) -> tuple[dict[str, Any], int]:
-        _check_output(body.format, body.size)
-        _check_javascript(body.javascript)
-        tv = _store(body.section, body.name, body.html_content, set_as_active=body.set_as_active,
-                    width=body.width, height=body.height, size=body.size, fmt=body.format,
-                    javascript=body.javascript, placeholders=body.placeholders)
-        return {"success": True, "message": f"template {tv.id} stored", **template_json(tv)}, 201
+@router.post("/api/templates/upload")
+def upload(body: Annotated[TemplateUpload, Body()]) -> tuple[dict[str, Any], int]:
+    _check_output(body.format, body.size)
+    _check_javascript(body.javascript)
+    tv = _store(body.section, body.name, body.html_content, set_as_active=body.set_as_active,
+                width=body.width, height=body.height, size=body.size, fmt=body.format,
+                javascript=body.javascript, placeholders=body.placeholders)
+    return {"success": True, "message": f"template {tv.id} stored", **template_json(tv)}, 201
 
-    @app.get("/api/templates")
-    def list_all(section: Annotated[str | None, Query()] = None) -> dict[str, Any]:
-        return {"templates": [template_json(t) for t in template_store.list_templates(section)]}
 
-    @app.get("/api/templates/<template_id>")
-    def get_one(template_id: str) -> dict[str, Any]:
-        return template_json(template_store.get(template_id), html=True)
+@router.get("/api/templates")
+def list_all(section: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+    return {"templates": [template_json(t) for t in template_store.list_templates(section)]}
 
-    @app.put("/api/templates/<template_id>")
-    def update(template_id: str, body: Annotated[TemplateUpdate, Body()]) -> dict[str, Any]:
-        current = template_store.get(template_id)
-        _check_output(body.format, body.size)
-        # Only an explicit request: a version inheriting an old javascript: true is stored as is
-        # and still renders with JavaScript off (the engine checks the setting too).
-        _check_javascript(body.javascript)
-        tv = _store(current.section, body.name or current.name, body.html_content, set_as_active=body.set_as_active,
-                    width=body.width or current.width, height=body.height or current.height,
-                    size=body.size or current.size, fmt=body.format or current.format,
-                    javascript=current.javascript if body.javascript is None else body.javascript,
-                    placeholders=body.placeholders)
-        return {"success": True, "message": f"template {tv.id} stored", **template_json(tv)}
 
-    @app.post("/api/templates/<template_id>/activate")
-    def activate(template_id: str) -> dict[str, Any]:
-        tv = template_store.activate(template_id)
-        return {"success": True, "message": f"{tv.id} is now active", **template_json(tv)}
+@router.get("/api/templates/<template_id>")
+def get_one(template_id: str) -> dict[str, Any]:
+    return template_json(template_store.get(template_id), html=True)
 
-    # Validation off for this route: Powertools would validate the image bytes as text.
-    @app.get("/api/templates/<template_id>/preview", enable_validation=False)
-    def preview(template_id: str) -> Response[bytes]:
-        fmt = app.current_event.get_query_string_value("format")
-        tv = template_store.get(template_id)
-        data = templating.sample_data(tv.placeholders)
-        output = invoke_render({"template_id": tv.id, "custom_data": data, "format": fmt})
-        image = read_output(output["key"])
-        return Response(status_code=200, content_type=output["content_type"],
-                        body=image, headers={"X-Template-Version": str(tv.version)}, compress=False)
+
+@router.put("/api/templates/<template_id>")
+def update(template_id: str, body: Annotated[TemplateUpdate, Body()]) -> dict[str, Any]:
+    current = template_store.get(template_id)
+    _check_output(body.format, body.size)
+    # Only an explicit request: a version inheriting an old javascript: true is stored as is
+    # and still renders with JavaScript off (the engine checks the setting too).
+    _check_javascript(body.javascript)
+    tv = _store(current.section, body.name or current.name, body.html_content, set_as_active=body.set_as_active,
+                width=body.width or current.width, height=body.height or current.height,
+                size=body.size or current.size, fmt=body.format or current.format,
+                javascript=current.javascript if body.javascript is None else body.javascript,
+                placeholders=body.placeholders)
+    return {"success": True, "message": f"template {tv.id} stored", **template_json(tv)}
+
+
+@router.post("/api/templates/<template_id>/activate")
+def activate(template_id: str) -> dict[str, Any]:
+    tv = template_store.activate(template_id)
+    return {"success": True, "message": f"{tv.id} is now active", **template_json(tv)}
+
+# Validation off for this route: Powertools would validate the image bytes as text.
+@router.get("/api/templates/<template_id>/preview", enable_validation=False)
+def preview(template_id: str) -> Response[bytes]:
+    fmt = request.query("format")
+    tv = template_store.get(template_id)
+    data = templating.sample_data(tv.placeholders)
+    output = invoke_render({"template_id": tv.id, "custom_data": data, "format": fmt})
+    image = read_output(output["key"])
+    return Response(status_code=200, content_type=output["content_type"],
+                    body=image, headers={"X-Template-Version": str(tv.version)}, compress=False)

@@ -12,16 +12,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from posterflow import aws, config, jobs, tenancy
 from posterflow.api import idempotency
 from posterflow.api.fields import JsonObject
-from posterflow.api.routes_generate import OutputOptions, job_links
+from posterflow.api.links import job_links
+from posterflow.api.poster_requests import OutputOptions
 from posterflow.posters import template_store
 from posterflow.resources import stack_spec
+
+router = Router()
 
 UPLOAD_TTL_S = 3600
 CONTENT_TYPES = {"poster": "text/csv", "crop": "application/zip"}
@@ -97,7 +100,6 @@ def create_upload(body: UploadRequest) -> tuple[dict[str, Any], int]:
     }, 201
 
 
-def register(app: APIGatewayRestResolver) -> None:
-    @app.post("/api/uploads")
-    def uploads(body: Annotated[UploadRequest, Body()]) -> tuple[dict[str, Any], int]:
-        return idempotency.once(app, "uploads", body, lambda: create_upload(body))
+@router.post("/api/uploads")
+def uploads(body: Annotated[UploadRequest, Body()]) -> tuple[dict[str, Any], int]:
+    return idempotency.once("uploads", body, lambda: create_upload(body))
