@@ -7,12 +7,13 @@ costs 7-77 ms, so clients are cached per process and per thread-safe boto3 sessi
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
 import boto3
 from botocore.config import Config
+
+from posterflow import config
 
 _lock = threading.Lock()
 _session: boto3.session.Session | None = None
@@ -36,7 +37,7 @@ def session() -> boto3.session.Session:
 
 
 def region() -> str:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return config.aws_region()
 
 
 _clients: dict[str, Any] = {}
