@@ -4,6 +4,7 @@ they answer what moto's own transactions answer."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -62,10 +63,26 @@ def _outcome(call: Callable[[], Any]) -> Any:
         return error["Code"], error["Message"], exc.response.get("CancellationReasons")
 
 
-def _transactions(pk: str) -> list[Any]:
-    """Transactions on partition ``pk``, and what each leaves in it (``pk`` itself left out)."""
+def _scratch_table() -> str:
+    """A table of the project's key shape for moto's own transaction path: on a failure moto
+    rolls back by putting deep copies of every table the transaction names in place of the
+    originals, which on the project's own table would swap out the DynamoDB stream shard the
+    local cloud's stream poller reads (its progress frames would stop for the session)."""
+    t = r.stack_spec().table
+    name = f"t-tx-{uuid.uuid4().hex[:10]}"
+    aws.client("dynamodb").create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": t.partition_key, "AttributeType": "S"},
+                              {"AttributeName": t.sort_key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": t.partition_key, "KeyType": "HASH"},
+                   {"AttributeName": t.sort_key, "KeyType": "RANGE"}])
+    return name
+
+
+def _transactions(pk: str, table: str) -> list[Any]:
+    """Transactions on partition ``pk`` of ``table``, and what each leaves in it (``pk`` itself
+    left out)."""
     ddb = aws.client("dynamodb")
-    table = config.table()
     t = r.stack_spec().table
 
     def items() -> list[dict[str, Any]]:
@@ -139,10 +156,11 @@ def test_same_results_as_moto(aws_stack: r.ResourceRefs, request: pytest.Fixture
     from posterflow_local.patches import dynamodb_transactions
 
     assert DynamoDBBackend.transact_write_items is dynamodb_transactions._transact_write_items
-    patched = _transactions("T#diff-patched")
+    table = _scratch_table()
+    patched = _transactions("T#diff-patched", table)
     request.getfixturevalue("moto_transactions")
     assert DynamoDBBackend.transact_write_items is dynamodb_transactions._original_transact
-    reference = _transactions("T#diff-moto")
+    reference = _transactions("T#diff-moto", table)
     assert patched == reference
     outcomes = reference[::2]
     assert outcomes[:2] == ["ok", "ok"]
