@@ -1,4 +1,4 @@
-"""Job state in DynamoDB (single table, DESIGN.md): jobs, items with exactly-once counters,
+"""Job state in DynamoDB (single table, docs/architecture.md): jobs, items with exactly-once counters,
 logs, the finalize trigger, cancel / retry / stall sweep.
 
 Everything a function needs is importable from here::

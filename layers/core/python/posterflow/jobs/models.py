@@ -119,7 +119,7 @@ class Job(_Model):
 
 def finalize_execution_name(job_id: str, finalize_round: int) -> str:
     """Execution names are unique per state machine for 90 days, so each retry round of a job
-    gets its own name; round 0 is the plain job id, as DESIGN.md says."""
+    gets its own name; round 0 is the plain job id, as docs/architecture.md says."""
     return job_id if finalize_round == 0 else f"{job_id}-retry{finalize_round}"
 
 

@@ -1,6 +1,6 @@
 """Job and item records: create, read, list, change status, add items.
 
-Layout (DESIGN.md, one table): ``JOB#<id>/META`` holds the job and its counters;
+Layout (docs/architecture.md, one table): ``JOB#<id>/META`` holds the job and its counters;
 ``JOB#<id>/ITEM#000123`` one item each; ``JOB#<id>/INDEX`` is a small copy of the job's
 listing fields and the only record carrying the GSI keys (``GSI1PK = JOBS#<status>``,
 ``GSI1SK = <tenant>#<created_at>#<job_id>``: a tenant's jobs of one status are one key range,

@@ -1,4 +1,4 @@
-"""Versioned HTML templates: metadata in DynamoDB, HTML in S3 (DESIGN.md data model).
+"""Versioned HTML templates: metadata in DynamoDB, HTML in S3 (docs/architecture.md, data model).
 
 A template id is ``<section>_latest`` (the active version), ``<section>_v<N>`` or just
 ``<section>`` (also the active version). Uploading creates version N+1; activating moves the

@@ -1,4 +1,4 @@
-"""Live progress over the WebSocket API (DESIGN.md, progress events).
+"""Live progress over the WebSocket API (docs/architecture.md, progress events).
 
 - :mod:`~posterflow.progress.routes`: ``$connect`` (job token check), ``subscribe``, ``ping``,
   ``$disconnect``.
