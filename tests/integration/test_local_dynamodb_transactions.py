@@ -143,11 +143,8 @@ def moto_transactions(cloud: object) -> Iterator[None]:
     """moto's own transactions (and request handling) for a test, then the patch again."""
     from posterflow_local.patches import dynamodb_transactions
 
-    dynamodb_transactions.PATCH.remove()
-    try:
+    with dynamodb_transactions.PATCH.removed():
         yield
-    finally:
-        dynamodb_transactions.PATCH.install()
 
 
 def test_same_results_as_moto(aws_stack: r.ResourceRefs, request: pytest.FixtureRequest) -> None:

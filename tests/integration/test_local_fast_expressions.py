@@ -60,11 +60,8 @@ def _run(table: str, pk: str) -> list[Any]:
 def moto_own(cloud: object) -> Iterator[None]:
     from posterflow_local.patches import dynamodb_update_expressions as fast_expressions
 
-    fast_expressions.PATCH.remove()
-    try:
+    with fast_expressions.PATCH.removed():
         yield
-    finally:
-        fast_expressions.PATCH.install()
 
 
 def test_fast_path_is_installed(cloud: object) -> None:

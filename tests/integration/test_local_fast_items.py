@@ -38,11 +38,8 @@ def moto_sizing() -> Iterator[None]:
     """moto's own sizing for the duration of a test, then the fast path again."""
     from posterflow_local.patches import dynamodb_item_sizes as fast_items
 
-    fast_items.PATCH.remove()
-    try:
+    with fast_items.PATCH.removed():
         yield
-    finally:
-        fast_items.PATCH.install()
 
 
 def test_sizes_match_moto_for_every_attribute_type() -> None:

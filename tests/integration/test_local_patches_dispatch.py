@@ -57,11 +57,8 @@ def moto_dispatch(cloud: object) -> Iterator[None]:
     """moto's own per-request look-ups for a test, then the memoised ones again."""
     from posterflow_local.patches import dispatch
 
-    dispatch.PATCH.remove()
-    try:
+    with dispatch.PATCH.removed():
         yield
-    finally:
-        dispatch.PATCH.install()
 
 
 def test_same_backend_for_every_host(cloud: object) -> None:

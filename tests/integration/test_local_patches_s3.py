@@ -50,11 +50,8 @@ def moto_s3(cloud: object) -> Iterator[None]:
     """moto's own GET for a test, then the patch again."""
     from posterflow_local.patches import s3_ranges
 
-    s3_ranges.PATCH.remove()
-    try:
+    with s3_ranges.PATCH.removed():
         yield
-    finally:
-        s3_ranges.PATCH.install()
 
 
 def test_same_bytes_status_and_headers_as_moto(cloud: Any, request: pytest.FixtureRequest) -> None:

@@ -49,11 +49,8 @@ def _sends() -> list[Any]:
 def moto_ses(cloud: object) -> Iterator[None]:
     from posterflow_local.patches import ses_mailbox
 
-    ses_mailbox.PATCH.remove()
-    try:
+    with ses_mailbox.PATCH.removed():
         yield
-    finally:
-        ses_mailbox.PATCH.install()
 
 
 def test_same_answers_as_moto_and_mail_written(cloud: Any, request: pytest.FixtureRequest) -> None:

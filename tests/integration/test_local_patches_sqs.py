@@ -124,11 +124,8 @@ def moto_sqs(cloud: object) -> Iterator[None]:
     """moto's own SQS code for the duration of a test, then the patch again."""
     from posterflow_local.patches import sqs
 
-    sqs.PATCH.remove()
-    try:
+    with sqs.PATCH.removed():
         yield
-    finally:
-        sqs.PATCH.install()
 
 
 def test_same_results_as_moto(cloud: object, request: pytest.FixtureRequest) -> None:
@@ -161,12 +158,9 @@ def test_removing_the_patch_hands_deleted_messages_back(cloud: object) -> None:
         sqs.send_message(QueueUrl=url, MessageBody=f"d{i}")
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
     sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
-    patch.PATCH.remove()
-    try:
+    with patch.PATCH.removed():
         left = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
         assert sorted(m["Body"] for m in left) == ["d1", "d2"]
-    finally:
-        patch.PATCH.install()
     # And a message received by moto's code can be deleted under the patch.
     sqs.delete_message(QueueUrl=url, ReceiptHandle=left[0]["ReceiptHandle"])
     rest = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]

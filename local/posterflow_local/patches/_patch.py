@@ -8,8 +8,9 @@ differential tests remove a patch to run the same calls on moto's own code.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,16 @@ class Patch:
                 else:
                     setattr(s.owner, s.attribute, s.original)
             self._saved = []
+
+    @contextlib.contextmanager
+    def removed(self) -> Iterator[None]:
+        """moto's own code for the duration of a block (differential tests), then the patch
+        again, even if the block fails."""
+        self.remove()
+        try:
+            yield
+        finally:
+            self.install()
 
     def originals(self) -> list[tuple[Any, str, Any]]:
         """(owner, attribute, original own value or None if inherited) of the installed replacements."""
