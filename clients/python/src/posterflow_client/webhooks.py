@@ -55,7 +55,7 @@ def verify(body: bytes, signature_header: str | None, secret: str | bytes, toler
     pairs = [part.strip().split("=", 1) for part in signature_header.split(",") if "=" in part]
     stamps = [v.strip() for k, v in pairs if k.strip() == "t"]
     signatures = [v.strip().encode("ascii", "replace") for k, v in pairs if k.strip() == "v1" and v.strip()]
-    if len(stamps) != 1 or not stamps[0].isdigit() or len(stamps[0]) > 12 or not signatures:
+    if len(stamps) != 1 or not (stamps[0].isascii() and stamps[0].isdigit()) or len(stamps[0]) > 12 or not signatures:
         raise InvalidSignature(f"malformed {SIGNATURE_HEADER} header", reason="malformed")
     t = int(stamps[0])
     expected = _digest(raw, _key(secret), t).encode()
