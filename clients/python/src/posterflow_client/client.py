@@ -7,7 +7,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -194,7 +194,7 @@ class Client:
                          "notify_email": notify_email, **options})
         return self._create_job("/api/generate-async", body, idempotency_key)
 
-    def generate_batch(self, template_id: str, items: builtins.list[Mapping[str, Any]], *, name: str | None = None,
+    def generate_batch(self, template_id: str, items: Sequence[Mapping[str, Any]], *, name: str | None = None,
                        metadata: Mapping[str, Any] | None = None, webhook_url: str | None = None,
                        notify_email: str | None = None, idempotency_key: str | None = None,
                        **options: Any) -> Job:
@@ -333,7 +333,7 @@ class Templates:
         self._client = client
 
     def upload(self, section: str, name: str, html_content: str, *, set_as_active: bool = True,
-               placeholders: builtins.list[Mapping[str, Any]] | None = None, width: int | None = None,
+               placeholders: Sequence[Mapping[str, Any]] | None = None, width: int | None = None,
                height: int | None = None, size: str | None = None, format: str | None = None,
                javascript: bool | None = None, **extra: Any) -> Template:
         """A new version of ``section`` (``POST /api/templates/upload``). Each call makes a

@@ -19,7 +19,8 @@ FINAL_STATUSES = frozenset({COMPLETED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED}
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # Numbers where a string is expected (an id, a name) are read as text, not refused.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
 
 
 class Poster(_Model):
@@ -39,7 +40,7 @@ class Poster(_Model):
 class JobResult(_Model):
     """One item of a job: ``url`` (a presigned GET) once it succeeded."""
 
-    item_id: str | None = None
+    item_id: int | str | None = Field(None, description="the item's index in the job")
     entity_id: str | None = None
     url: str | None = None
     key: str | None = None
