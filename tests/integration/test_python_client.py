@@ -232,4 +232,7 @@ def test_cancel_and_retry(pf: Client, template_id: str) -> None:
     cancelled = pf.cancel(big)
     assert cancelled.job_id == big.job_id and cancelled.items_cancelled > 0
     done = pf.wait(big, timeout=120, poll_interval=0.2)
-    assert done.status == "cancelled" and done.cancelled_count == cancelled.items_cancelled
+    # Items already with a worker may still finish; every item ends up counted once.
+    assert done.status == "cancelled", done
+    assert done.cancelled_count >= cancelled.items_cancelled, done
+    assert done.success_count + done.failure_count + done.cancelled_count + done.skipped_count == 200, done
