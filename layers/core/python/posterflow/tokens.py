@@ -17,12 +17,15 @@ import time
 from collections.abc import Iterator, Sequence
 
 from posterflow import config
+from posterflow.errors import PosterflowError, Reason
 
 DOWNLOAD_TTL_S = 7 * 24 * 3600
 
 
-class TokenError(Exception):
+class TokenError(PosterflowError):
     """A token that does not grant access; the message is safe to show to the caller."""
+
+    reason = Reason.INVALID_TOKEN
 
 
 class TokenInvalid(TokenError):
@@ -31,6 +34,8 @@ class TokenInvalid(TokenError):
 
 class TokenExpired(TokenError):
     """Genuine, but past its expiry."""
+
+    reason = Reason.LINK_EXPIRED
 
 
 def _sign(message: str, secret: bytes | None) -> bytes:

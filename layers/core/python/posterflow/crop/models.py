@@ -6,18 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from posterflow.crop.errors import PhotoError as PhotoError
+
 MiB = 1024 * 1024
-
-
-class PhotoError(Exception):
-    """This photo cannot be cropped. ``reason`` is a stable code recorded on the item:
-    ``empty``, ``too_large``, ``not_an_image``, ``unsupported_format``, ``pixel_bomb``,
-    ``truncated``, ``corrupt``."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 class CropOptions(BaseModel):

@@ -31,6 +31,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple, NoReturn, Protocol
 
+from posterflow.errors import Reason
+from posterflow.formats.errors import CsvError as CsvError
+from posterflow.formats.errors import CsvRowLimitExceeded as CsvRowLimitExceeded
+
 DEFAULT_MAX_ROWS = 100_000
 SAMPLE_BYTES = 64 * 1024
 MAX_LINE_BYTES = 1024 * 1024
@@ -50,22 +54,6 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
 
 
-class CsvError(ValueError):
-    """The input cannot be read as CSV; ``reason`` is meant for the person who uploaded it."""
-
-    def __init__(self, reason: str, *, code: str, line: int | None = None, offset: int | None = None) -> None:
-        where = f" (line {line})" if line is not None else ""
-        super().__init__(reason + where)
-        self.reason = reason
-        self.code = code
-        self.line = line
-        self.offset = offset
-
-
-class CsvRowLimitExceeded(CsvError):
-    pass
-
-
 class BinaryReadable(Protocol):
     def read(self, amt: int = ..., /) -> bytes: ...
 
@@ -77,6 +65,7 @@ class CsvRow:
     values: dict[str, str]
     end_offset: int  # byte offset in the whole input just after this row
     error: str | None = None  # set when the row cannot be used as is (the item fails with it)
+    error_code: Reason | None = None  # the reason of error
 
 
 @dataclass(frozen=True)
@@ -134,7 +123,7 @@ def _looks_binary(sample: bytes) -> str | None:
 def _detect_encoding(sample: bytes, at_eof: bool) -> tuple[str, int]:
     """(encoding, BOM length)."""
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        raise CsvError("UTF-16/32 text is not supported: save the file as CSV UTF-8", code="encoding")
+        raise CsvError("UTF-16/32 text is not supported: save the file as CSV UTF-8", reason=Reason.ENCODING)
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8", len(codecs.BOM_UTF8)
     try:
@@ -147,7 +136,8 @@ def _detect_encoding(sample: bytes, at_eof: bool) -> tuple[str, int]:
         sample.decode("cp1252")
         return "cp1252", 0
     except UnicodeDecodeError as exc:
-        raise CsvError("the file is neither UTF-8 nor Windows-1252 text", code="encoding", offset=exc.start) from exc
+        raise CsvError("the file is neither UTF-8 nor Windows-1252 text", reason=Reason.ENCODING,
+                       offset=exc.start) from exc
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -178,7 +168,7 @@ class _Record(NamedTuple):
     line: int  # physical line where the record starts
     cells: list[str]
     error: str | None = None  # the record could not be read as is
-    code: str | None = None  # the CsvError code that error would carry (a header is refused with it)
+    code: Reason | None = None  # the CsvError reason that error would carry (a header is refused with it)
 
 
 class _LineSource:
@@ -352,13 +342,13 @@ class CsvReader:
             return
         sample = source.fill(sample_bytes)
         if not sample:
-            raise CsvError("the file is empty", code="empty")
+            raise CsvError("the file is empty", reason=Reason.EMPTY)
         # Encoding first: UTF-16 text is full of NUL bytes but deserves its own message.
         self.encoding, source.bom = _detect_encoding(sample, source.eof)
         source.encoding = self.encoding
         reason = _looks_binary(sample)
         if reason:
-            raise CsvError(reason, code="binary")
+            raise CsvError(reason, reason=Reason.BINARY)
         source.newline = b"\n" if b"\n" in sample else (b"\r" if b"\r" in sample else b"\n")
         complete = sample if source.eof else sample[: sample.rfind(source.newline) + 1] or sample
         text = complete[source.bom:].decode(self.encoding, errors="replace")
@@ -384,12 +374,12 @@ class CsvReader:
             except StopIteration:
                 return
             except _LineTooLong as exc:
-                yield _Record(source.record_line, [], str(exc), "line_too_long")
+                yield _Record(source.record_line, [], str(exc), Reason.LINE_TOO_LONG)
             except (csv.Error, _Interrupted) as exc:
                 yield self._malformed(exc)
             else:
                 yield _Record(source.record_line, cells, source.record_error,
-                              "encoding" if source.record_error else None)
+                              Reason.ENCODING if source.record_error else None)
 
     def _malformed(self, exc: csv.Error | _Interrupted) -> _Record:
         """A record strict parsing refused, or one cut by an over-long line. Over several lines,
@@ -401,19 +391,19 @@ class CsvReader:
         if source.give_back_all_but_first():
             why = f" ({exc})" if isinstance(exc, csv.Error) else ""
             return _Record(line, [], f"bad quoting: a quoted field on line {line} is not closed properly{why}; "
-                           "the lines after it are read as rows of their own", "malformed")
+                           "the lines after it are read as rows of their own", Reason.MALFORMED)
         if source.record_hit_end or isinstance(exc, _Interrupted):
-            return _Record(line, [], f"bad quoting: a quoted field on line {line} is never closed", "malformed")
+            return _Record(line, [], f"bad quoting: a quoted field on line {line} is never closed", Reason.MALFORMED)
         try:
             cells = next(csv.reader(source.record_lines, delimiter=self.delimiter))
         except (csv.Error, StopIteration):
-            return _Record(line, [], f"malformed CSV: {exc}", "malformed")
-        return _Record(line, cells, source.record_error, "encoding" if source.record_error else None)
+            return _Record(line, [], f"malformed CSV: {exc}", Reason.MALFORMED)
+        return _Record(line, cells, source.record_error, Reason.ENCODING if source.record_error else None)
 
     def _read_header(self) -> list[str]:
         for line, cells, error, code in self._records:
             if error is not None:
-                raise CsvError(f"the header row cannot be read: {error}", code=code or "malformed", line=line)
+                raise CsvError(f"the header row cannot be read: {error}", reason=code or Reason.MALFORMED, line=line)
             if not any(c.strip() for c in cells):
                 continue
             header = [normalise_header(c) or f"column_{i + 1}" for i, c in enumerate(cells)]
@@ -421,10 +411,10 @@ class CsvReader:
             for i, name in enumerate(header):
                 if name in seen:
                     raise CsvError(f"duplicate column {name!r} (columns {seen[name] + 1} and {i + 1})",
-                                   code="duplicate_column", line=line)
+                                   reason=Reason.DUPLICATE_COLUMN, line=line)
                 seen[name] = i
             return header
-        raise CsvError("the file has no header row", code="empty")
+        raise CsvError("the file has no header row", reason=Reason.EMPTY)
 
     def __iter__(self) -> Iterator[CsvRow]:
         if self._iterating:
@@ -437,24 +427,26 @@ class CsvReader:
             if self.max_rows is not None and self.rows >= self.max_rows:
                 raise CsvRowLimitExceeded(
                     f"the CSV has more than {self.max_rows} rows (the limit is {self.max_rows}): "
-                    "split it into smaller files", code="row_limit", line=record.line)
+                    "split it into smaller files", reason=Reason.ROW_LIMIT, line=record.line)
             self.rows += 1
             yield self._row(record)
 
     def _row(self, record: _Record) -> CsvRow:
         cells, width = record.cells, len(self.header)
-        error = record.error or (f"missing required column(s): {', '.join(self.missing_columns)}"
-                                 if self.missing_columns else None)
-        if len(cells) > width and any(c.strip() for c in cells[width:]):
-            error = error or f"row has {len(cells)} cells but the header has {width} columns"
+        error, code = record.error, (record.code or Reason.MALFORMED) if record.error else None
+        if error is None and self.missing_columns:
+            error, code = f"missing required column(s): {', '.join(self.missing_columns)}", Reason.MISSING_COLUMNS
+        if error is None and len(cells) > width and any(c.strip() for c in cells[width:]):
+            error, code = f"row has {len(cells)} cells but the header has {width} columns", Reason.EXTRA_CELLS
         values = dict(zip(self.header, cells, strict=False))
         short = self.header[len(cells):]
         for name in short:
             values[name] = ""
         missing_cells = [n for n in short if n in self._required]
         if missing_cells and error is None:
-            error = f"row has {len(cells)} cells; no value for {', '.join(missing_cells)}"
-        return CsvRow(number=self.rows, line=record.line, values=values, end_offset=self._source.offset, error=error)
+            error, code = f"row has {len(cells)} cells; no value for {', '.join(missing_cells)}", Reason.MISSING_VALUES
+        return CsvRow(number=self.rows, line=record.line, values=values, end_offset=self._source.offset, error=error,
+                      error_code=code)
 
     def checkpoint(self) -> Checkpoint:
         """Where to continue after the last row yielded."""
@@ -468,7 +460,7 @@ class CsvReader:
         """Raise instead of failing row by row when required columns are missing."""
         if self.missing_columns:
             raise CsvError(f"missing required column(s): {', '.join(self.missing_columns)}",
-                           code="missing_columns", line=1)
+                           reason=Reason.MISSING_COLUMNS, line=1)
 
 
 def read_rows(data: bytes | BinaryReadable, **kwargs: Any) -> list[CsvRow]:

@@ -30,6 +30,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from posterflow import aws
+from posterflow.formats.errors import BadEntry as BadEntry
+from posterflow.formats.errors import BadZip as BadZip
+from posterflow.formats.errors import ZipBomb as ZipBomb
+from posterflow.formats.errors import ZipError as ZipError
 
 # --- wire format ----------------------------------------------------------------------------
 
@@ -72,33 +76,6 @@ IMAGE_EXTENSIONS = frozenset(
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-class ZipError(Exception):
-    """Base of this module's errors: ``reason`` is a stable code, ``message`` is for people."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
-
-
-class BadZip(ZipError):
-    """The archive as a whole cannot be used (not a ZIP, corrupt, spanned, changed while read).
-    The job fails with this reason."""
-
-
-class ZipBomb(BadZip):
-    """An archive-level limit (entry count, total or overall ratio) is exceeded. Raised from
-    declared sizes, before anything is inflated."""
-
-
-class BadEntry(ZipError):
-    """One entry cannot be read (encrypted, unsupported method, over a limit, corrupt, CRC).
-    That item fails with this reason; the rest of the archive goes on."""
-
 
 # --- ranged reads ---------------------------------------------------------------------------
 

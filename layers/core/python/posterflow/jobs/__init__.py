@@ -15,6 +15,14 @@ from posterflow.jobs.counting import (
     finish_items,
     set_total,
 )
+from posterflow.jobs.errors import (
+    InvalidCursor,
+    ItemNotFound,
+    ItemTooLarge,
+    JobError,
+    JobNotFound,
+    JobStateConflict,
+)
 from posterflow.jobs.finalize_trigger import (
     FINALIZE_HEAL_AFTER_S,
     check_completion,
@@ -29,18 +37,12 @@ from posterflow.jobs.models import (
     CancelOutcome,
     FinishOutcome,
     FinishResult,
-    InvalidCursor,
     Item,
-    ItemNotFound,
     ItemOutcome,
     ItemStatus,
-    ItemTooLarge,
     Job,
-    JobError,
     JobKind,
     JobLog,
-    JobNotFound,
-    JobStateConflict,
     JobStatus,
     NewItem,
     TotalSet,

@@ -22,7 +22,9 @@ from botocore.exceptions import ClientError
 
 from posterflow import aws, config
 from posterflow import resources as r
-from posterflow.jobs.models import InvalidCursor
+from posterflow.jobs.errors import (
+    InvalidCursor,
+)
 
 META = "META"
 INDEX = "INDEX"

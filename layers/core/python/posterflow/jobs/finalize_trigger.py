@@ -21,10 +21,12 @@ from botocore.exceptions import ClientError
 from posterflow import aws, config
 from posterflow.jobs import _ddb as d
 from posterflow.jobs._expr import Expr
+from posterflow.jobs.errors import (
+    JobStateConflict,
+)
 from posterflow.jobs.models import (
     ALLOWED_FROM,
     Job,
-    JobStateConflict,
     JobStatus,
 )
 from posterflow.jobs.store import (

@@ -22,18 +22,20 @@ from botocore.exceptions import ClientError
 from posterflow import config, tenancy, tokens
 from posterflow.jobs import _ddb as d
 from posterflow.jobs._expr import Expr
+from posterflow.jobs.errors import (
+    InvalidCursor,
+    ItemNotFound,
+    ItemTooLarge,
+    JobNotFound,
+    JobStateConflict,
+)
 from posterflow.jobs.models import (
     ALLOWED_FROM,
     FINAL_JOB_STATUSES,
-    InvalidCursor,
     Item,
-    ItemNotFound,
     ItemStatus,
-    ItemTooLarge,
     Job,
     JobKind,
-    JobNotFound,
-    JobStateConflict,
     JobStatus,
     NewItem,
 )

@@ -12,6 +12,9 @@ import urllib.error
 import urllib.request
 from urllib.parse import unquote_to_bytes, urljoin
 
+from posterflow.net.errors import FetchError as FetchError
+from posterflow.net.errors import FetchFailed as FetchFailed
+from posterflow.net.errors import FetchRefused as FetchRefused
 from posterflow.net.policy import NetPolicy
 
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
@@ -19,22 +22,6 @@ MAX_SOURCE_BYTES = 20 * 1024 * 1024
 _DATA_URI = re.compile(
     r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^;,]*)*?)(?P<b64>;base64)?,(?P<data>.*)$", re.S
 )
-
-
-class FetchError(ValueError):
-    """A source that could not be fetched; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-class FetchRefused(FetchError):
-    """Refused before any request: not allowed by the policy, or not what it claims to be."""
-
-
-class FetchFailed(FetchError):
-    """Allowed, but the fetch failed: an HTTP error, the network, a body over the limit."""
 
 
 def decode_data_uri(uri: str) -> bytes:

@@ -26,6 +26,12 @@ from botocore.exceptions import ClientError
 
 from posterflow import aws, config, tenancy
 from posterflow.net import fetch as fetching
+from posterflow.net.errors import SourceChanged as SourceChanged
+from posterflow.net.errors import SourceError as SourceError
+from posterflow.net.errors import SourceNotFound as SourceNotFound
+from posterflow.net.errors import SourceRefused as SourceRefused
+from posterflow.net.errors import SourceTooLarge as SourceTooLarge
+from posterflow.net.errors import SourceUnreadable as SourceUnreadable
 from posterflow.net.policy import NetPolicy
 from posterflow.resources import stack_spec
 
@@ -35,37 +41,6 @@ MAX_URL_CHARS = 4096
 _SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 SourceKind = Literal["data", "object", "url"]
-
-
-class SourceError(ValueError):
-    """A source that cannot be used; ``code`` is a fixed reason code, the message says why and
-    what to give instead."""
-
-    code = "source_refused"
-
-    def __init__(self, message: str) -> None:
-        self.reason = message
-        super().__init__(message)
-
-
-class SourceRefused(SourceError):
-    code = "source_refused"
-
-
-class SourceNotFound(SourceError):
-    code = "source_not_found"
-
-
-class SourceUnreadable(SourceError):
-    code = "source_failed"
-
-
-class SourceChanged(SourceUnreadable):
-    code = "source_changed"
-
-
-class SourceTooLarge(SourceUnreadable):
-    code = "source_too_large"
 
 
 @dataclass(frozen=True)
@@ -137,9 +112,9 @@ def read(source: Source, *, what: str = "image", etag: str | None = None) -> byt
         if source.kind == "url":
             return fetching.fetch_url(source.url or "", NetPolicy.from_env(), what=what)
     except fetching.FetchRefused as exc:
-        raise SourceRefused(exc.reason) from None
+        raise SourceRefused(exc.message) from None
     except fetching.FetchError as exc:
-        raise SourceUnreadable(exc.reason) from None
+        raise SourceUnreadable(exc.message) from None
     return read_object(source.key or "", what=what, etag=etag)
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
+from posterflow.posters.errors import OverlayError as OverlayError
+
 if TYPE_CHECKING:
     pass
 
@@ -26,13 +28,6 @@ LOGO_MAX_FRACTION = (0.22, 0.15)
 PROFILE_FRACTION = 0.22
 """Profile photo diameter as a fraction of the poster's shorter side."""
 _SUPERSAMPLE = 4
-
-class OverlayError(ValueError):
-    """An overlay could not be applied; ``reason`` says why (fails the item)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 def load_image(data: bytes, *, what: str = "image", max_pixels: int = MAX_SOURCE_PIXELS) -> Image.Image:

@@ -15,8 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from posterflow import aws, config, tenancy
+from posterflow.errors import Reason
 from posterflow.net import sources
 from posterflow.posters import overlay, template_store, templating
+from posterflow.posters.errors import PosterError as PosterError
 from posterflow.render import engine as render_engine
 from posterflow.render import sizes
 from posterflow.resources import stack_spec
@@ -61,22 +63,6 @@ class PosterOutput(BaseModel):
     blocked_urls: list[str] = Field(default_factory=list)
 
 
-class PosterError(Exception):
-    """An item-level failure with a reason; ``status`` is the HTTP status a sync caller gets."""
-
-    def __init__(self, code: str, message: str, status: int = 422, details: Any = None, *,
-                 retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.code = code
-        self.message = message
-        self.status = status
-        self.details = details
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "details": self.details, "status": self.status}
-
-
 @dataclass(frozen=True)
 class PosterWork:
     """One poster to make: what, for which job item, on behalf of which tenant (templates,
@@ -93,7 +79,7 @@ def output_key(tenant: str, job_id: str, item_id: int, fmt: str) -> str:
 
 
 # Source failures keep the item codes callers already match on.
-_SOURCE_CODES = {"source_not_found": "overlay_not_found", "source_refused": "overlay_refused"}
+_SOURCE_REASONS = {Reason.SOURCE_NOT_FOUND: Reason.OVERLAY_NOT_FOUND, Reason.SOURCE_REFUSED: Reason.OVERLAY_REFUSED}
 
 
 def fetch_source(ref: str, what: str, tenant: str) -> bytes:
@@ -101,7 +87,7 @@ def fetch_source(ref: str, what: str, tenant: str) -> bytes:
     try:
         return sources.fetch(ref, tenant=tenant, what=what)
     except sources.SourceError as exc:
-        raise PosterError(_SOURCE_CODES.get(exc.code, "overlay_failed"), exc.reason) from None
+        raise PosterError(_SOURCE_REASONS.get(exc.reason, Reason.OVERLAY_FAILED), exc.message) from None
 
 
 class _Prepared(BaseModel):
@@ -118,23 +104,19 @@ def prepare(spec: PosterSpec, tenant: str,
         cache = templates if templates is not None else {}
         tv = cache.get((tenant, spec.template_id)) or template_store.get(spec.template_id, tenant=tenant)
         cache[(tenant, spec.template_id)] = tv
-    except template_store.InvalidTemplateId as exc:
-        raise PosterError("invalid_template_id", str(exc), 422) from None
-    except template_store.TemplateNotFound as exc:
-        raise PosterError("template_not_found", str(exc), 404) from None
+    except (template_store.InvalidTemplateId, template_store.TemplateNotFound) as exc:
+        raise PosterError(exc.reason, exc.message) from None
     try:
         fmt = sizes.parse_format(spec.format or tv.format)
         size = sizes.resolve_size(spec.size or (tv.size if not (tv.width and tv.height) else None),
                                   width=spec.width or (tv.width if not spec.size else None),
                                   height=spec.height or (tv.height if not spec.size else None), scale=spec.scale)
     except (sizes.UnsupportedFormat, sizes.UnsupportedSize) as exc:
-        raise PosterError("unsupported_output", str(exc), 422) from None
+        raise PosterError(exc.reason, exc.message) from None
     try:
         html = templating.render_html(template_store.html_of(tv), spec.custom_data, spec.columns)
-    except templating.MissingPlaceholders as exc:
-        raise PosterError("missing_placeholders", str(exc), 422, {"missing": list(exc.names)}) from None
     except templating.TemplateError as exc:
-        raise PosterError(getattr(exc, "code", "template_error"), str(exc), 422) from None
+        raise PosterError(exc.reason, exc.message, exc.details) from None
     # The page's asset URLs read the tenant's own assets/<tenant>/ (served by the engine).
     assets = tenancy.scoped_key(stack_spec().bucket.assets_prefix, tenant, "")
     request = render_engine.RenderRequest(html=html, format=fmt, size=size, quality=spec.quality,
@@ -150,7 +132,7 @@ def finish(prepared: _Prepared, result: render_engine.RenderResult, work: Poster
         try:
             data = overlay.apply_overlays(data, logo=logo, profile=profile, quality=spec.quality)
         except overlay.OverlayError as exc:
-            raise PosterError("overlay_failed", str(exc), 422) from None
+            raise PosterError(exc.reason, exc.message) from None
     key = output_key(work.tenant, work.job_id, work.item_id, result.format)
     aws.client("s3").put_object(Bucket=config.bucket(), Key=key, Body=data, ContentType=result.content_type)
     tv = prepared.template
@@ -183,10 +165,9 @@ def render_posters(work: list[PosterWork]) -> list[PosterOutput | PosterError]:
         if isinstance(outcome, render_engine.ChromiumNotFound):
             raise outcome
         if isinstance(outcome, render_engine.RenderError):
-            status = 504 if isinstance(outcome, render_engine.RenderTimeout) else 422
             # A crashed browser is relaunched by the engine; the item deserves another try.
             crashed = isinstance(outcome, render_engine.BrowserCrashed)
-            results[i] = PosterError(outcome.code, outcome.reason, 503 if crashed else status, retryable=crashed)
+            results[i] = PosterError(outcome.reason, outcome.message, retryable=crashed)
         else:
             to_finish.append((i, outcome))
 

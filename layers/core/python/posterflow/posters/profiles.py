@@ -25,6 +25,8 @@ from urllib.parse import quote
 from posterflow import config
 from posterflow.net import fetch
 from posterflow.net.policy import AllowRule, NetPolicy, PolicyError
+from posterflow.posters.errors import NotConfigured as NotConfigured
+from posterflow.posters.errors import ProfileError as ProfileError
 
 ENV_URL_TEMPLATE = config.PROFILE_URL_TEMPLATE.name
 ENV_ALLOW_LOOPBACK = config.PROFILE_ALLOW_LOOPBACK.name
@@ -33,19 +35,6 @@ MAX_IDENTIFIER_CHARS = 200
 _WRAPPERS = ("data", "profile", "user", "result")
 _SLOT = "{id}"
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-class ProfileError(Exception):
-    """One identifier's look-up failed; ``reason`` is shown on the failed item."""
-
-    def __init__(self, identifier: str, reason: str) -> None:
-        super().__init__(f"profile {identifier!r}: {reason}")
-        self.identifier = identifier
-        self.reason = reason
-
-
-class NotConfigured(Exception):
-    """No (usable) profile source is configured: the request cannot be served at all."""
 
 
 def parse_identifiers(value: str | Sequence[str]) -> list[str]:
@@ -91,7 +80,7 @@ class ProfileSource:
         try:
             raw = fetch.fetch_url(self.url_for(identifier), self.policy, what="profile", timeout_s=self.timeout_s)
         except fetch.FetchError as exc:
-            raise ProfileError(identifier, exc.reason) from None
+            raise ProfileError(identifier, exc.message) from None
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):

@@ -22,19 +22,13 @@ from pydantic import BaseModel, Field
 
 from posterflow import aws, config, tenancy
 from posterflow.posters import templating
+from posterflow.posters.errors import InvalidTemplateId as InvalidTemplateId
+from posterflow.posters.errors import TemplateNotFound as TemplateNotFound
 from posterflow.resources import stack_spec
 
 _ID = re.compile(r"^(?P<section>[A-Za-z0-9][A-Za-z0-9_-]{0,63}?)(?:_(?:latest|v(?P<version>\d{1,6})))?$")
 SECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 LIST_KEY = "TEMPLATES#{tenant}"
-
-
-class TemplateNotFound(LookupError):
-    pass
-
-
-class InvalidTemplateId(ValueError):
-    pass
 
 
 class TemplateVersion(BaseModel):

@@ -47,6 +47,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from posterflow import aws, config
 from posterflow.net.policy import AssetRefused, NetPolicy, asset_key, check_asset_prefix
+from posterflow.render.errors import BrowserCrashed as BrowserCrashed
+from posterflow.render.errors import ChromiumNotFound as ChromiumNotFound
+from posterflow.render.errors import RenderError as RenderError
+from posterflow.render.errors import RenderTimeout as RenderTimeout
 from posterflow.render.sizes import CONTENT_TYPES, OutputFormat, PageSize, resolve_size
 
 logger = logging.getLogger(__name__)
@@ -101,29 +105,6 @@ _SETTLE_JS = """async () => {
   await document.fonts.ready;
   return document.querySelector('meta[http-equiv="refresh" i]') !== null;
 }"""
-
-
-class RenderError(Exception):
-    """One render failed; ``code`` is machine-readable, ``reason`` for people and item logs."""
-
-    code = "render_failed"
-
-    def __init__(self, reason: str, *, request_id: str | None = None) -> None:
-        self.reason = reason
-        self.request_id = request_id
-        super().__init__(reason)
-
-
-class RenderTimeout(RenderError):
-    code = "timeout"
-
-
-class BrowserCrashed(RenderError):
-    code = "browser_crashed"
-
-
-class ChromiumNotFound(RenderError):
-    code = "no_browser"
 
 
 class RenderRequest(BaseModel):

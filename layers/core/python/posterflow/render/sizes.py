@@ -6,6 +6,9 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
+from posterflow.render.errors import UnsupportedFormat as UnsupportedFormat
+from posterflow.render.errors import UnsupportedSize as UnsupportedSize
+
 OutputFormat = Literal["png", "jpeg", "webp", "pdf"]
 FORMATS: tuple[str, ...] = get_args(OutputFormat)
 CONTENT_TYPES: dict[str, str] = {
@@ -32,14 +35,6 @@ PRESETS: dict[str, tuple[int, int, str | None]] = {
     "letter": (816, 1056, "Letter"),
 }
 DEFAULT_PRESET = "instagram-square"
-
-
-class UnsupportedSize(ValueError):
-    """Unknown preset or out-of-range dimensions (the API answers 422)."""
-
-
-class UnsupportedFormat(ValueError):
-    """Unknown output format (the API answers 422)."""
 
 
 class PageSize(BaseModel):

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from posterflow import jobs
+from posterflow.errors import PosterflowError, Reason
 
 Items = Iterator[tuple[jobs.NewItem, dict[str, Any] | None]]
 """Items in input order, each with its work message (``None``: nothing to queue, e.g. a row
@@ -18,8 +19,10 @@ that can never render or a ZIP entry that is not a photo)."""
 Settle = Callable[[list[jobs.NewItem]], None]
 
 
-class SplitFailed(Exception):
+class SplitFailed(PosterflowError):
     """The whole input is unusable: the job fails with this reason."""
+
+    reason = Reason.INPUT_UNUSABLE
 
 
 class ChunkWriter(Protocol):

@@ -127,7 +127,7 @@ def _run(state: dict[str, Any], remaining_ms: Callable[[], int]) -> None:
         split = {"poster": _split_csv, "crop": _split_zip, "manifest": _split_manifest}[state["kind"]]
         finished = split(state, remaining_ms)
     except (SplitFailed, csvreader.CsvError, zipindex.BadZip) as exc:
-        reason = getattr(exc, "message", None) or str(exc)
+        reason = exc.message
         logger.warning("upload refused", extra={"job_id": job_id, "reason": reason})
         jobs.add_log(job_id, "ERROR", f"upload refused: {reason}")
         jobs.set_total(job_id, state["sent"])
