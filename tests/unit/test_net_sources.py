@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from posterflow.errors import Reason
 from posterflow.net import sources
 
 BUCKET = "posterflow-data"
@@ -33,7 +34,7 @@ def test_own_objects_resolve_to_their_key(text: str) -> None:
 def test_anything_else_is_refused_with_a_reason(text: str) -> None:
     with pytest.raises(sources.SourceRefused) as refused:
         sources.parse(text, tenant="acme", what="logo")
-    assert "logo" in refused.value.reason and refused.value.code == "source_refused"
+    assert "logo" in refused.value.message and refused.value.reason == Reason.SOURCE_REFUSED
 
 
 def test_bucket_asset_urls_mean_the_tenants_assets() -> None:

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from posterflow import jobs, tenancy
+from posterflow import tenancy
 from posterflow.api import body as request_body
 from posterflow.api import (
     routes_batch,
@@ -23,8 +23,8 @@ from posterflow.api import (
     routes_templates,
     routes_uploads,
 )
-from posterflow.api.errors import ApiError, error_response
-from posterflow.posters import template_store
+from posterflow.api.errors import ApiError, response_of, status_of
+from posterflow.errors import PosterflowError, Reason
 
 logger = Logger(child=True)
 
@@ -58,36 +58,27 @@ def build() -> APIGatewayRestResolver:
     def validation(exc: RequestValidationError) -> Response[str]:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return error_response(400, "malformed_json", "request body is not valid JSON",
-                                  [e.get("ctx") for e in errors])
+            return response_of(ApiError(Reason.MALFORMED_JSON, "request body is not valid JSON",
+                                        [e.get("ctx") for e in errors]))
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
-        return error_response(422, "validation_error", "request failed validation", details)
+        return response_of(ApiError(Reason.VALIDATION_ERROR, "request failed validation", details))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_type(exc: RequestUnsupportedContentType) -> Response[str]:
-        return error_response(415, "unsupported_media_type",
-                              "this route takes a JSON body: send it with Content-Type: application/json",
-                              {"content_type": app.current_event.headers.get("content-type")})
+        return response_of(ApiError(Reason.UNSUPPORTED_MEDIA_TYPE,
+                                    "this route takes a JSON body: send it with Content-Type: application/json",
+                                    {"content_type": app.current_event.headers.get("content-type")}))
 
-    @app.exception_handler(ApiError)
-    def api_error(exc: ApiError) -> Response[str]:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
-
-    @app.exception_handler(jobs.JobNotFound)
-    def job_not_found(exc: jobs.JobNotFound) -> Response[str]:
-        return error_response(404, "job_not_found", f"job {exc} not found")
-
-    @app.exception_handler(template_store.TemplateNotFound)
-    def template_not_found(exc: template_store.TemplateNotFound) -> Response[str]:
-        return error_response(404, "template_not_found", str(exc))
-
-    @app.exception_handler(template_store.InvalidTemplateId)
-    def bad_template_id(exc: template_store.InvalidTemplateId) -> Response[str]:
-        return error_response(422, "invalid_template_id", str(exc))
+    @app.exception_handler(PosterflowError)
+    def posterflow_error(exc: PosterflowError) -> Response[str]:
+        if status_of(exc.reason) >= 500:
+            logger.warning("request failed", extra={"reason": exc.reason.value, "error": exc.message})
+        return response_of(exc)
 
     @app.not_found
     def no_route(exc: Exception) -> Response[str]:
-        return error_response(404, "no_route", f"no route for {app.current_event.http_method} {app.current_event.path}")
+        return response_of(ApiError(Reason.NO_ROUTE,
+                                    f"no route for {app.current_event.http_method} {app.current_event.path}"))
 
     return app
 
@@ -99,8 +90,8 @@ def normalise_event(event: dict[str, Any]) -> dict[str, Any] | Response[str]:
     examples post JSON with curl's default form content type."""
     try:
         request_body.gate(event)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except PosterflowError as exc:
+        return response_of(exc)
     body = event.get("body")
     if body and not event.get("isBase64Encoded") and request_body.looks_like_json(body):
         headers = dict(event.get("headers") or {})

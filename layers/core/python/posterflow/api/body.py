@@ -26,6 +26,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from posterflow.api.errors import ApiError
+from posterflow.errors import Reason
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 MAX_DEPTH = 64  # levels of objects/arrays; real bodies use 3 or 4
@@ -55,7 +56,7 @@ def gate(event: dict[str, Any]) -> None:
     if not raw:
         return
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large",
+        raise ApiError(Reason.PAYLOAD_TOO_LARGE,
                        "request body is over 6 MB; for large batches upload a manifest with POST /api/uploads",
                        {"max_bytes": MAX_BODY_BYTES})
     content_type = _content_type(event)
@@ -89,11 +90,11 @@ def parse_json(text: str) -> Any:
         # The C scanner recurses per level: far past MAX_DEPTH, so no need to say where.
         raise _too_deep(None) from None
     except json.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc.msg} "
+        raise ApiError(Reason.MALFORMED_JSON, f"request body is not valid JSON: {exc.msg} "
                        f"(line {exc.lineno}, column {exc.colno})",
                        {"error": exc.msg, "line": exc.lineno, "column": exc.colno, "position": exc.pos}) from None
     except _NotJsonConstant as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc} is not a JSON value; "
+        raise ApiError(Reason.MALFORMED_JSON, f"request body is not valid JSON: {exc} is not a JSON value; "
                        "send null or a string instead", {"error": "not a JSON value", "literal": str(exc)}) from None
     except ValueError:
         # Integers longer than Python's int-from-string limit (4300 digits) fail inside the parse.
@@ -127,7 +128,7 @@ def _decode_base64_text(raw: str) -> str:
     try:
         data = base64.b64decode(raw)
     except binascii.Error:
-        raise ApiError(400, "invalid_encoding", "request body is marked base64-encoded but is not base64",
+        raise ApiError(Reason.INVALID_ENCODING, "request body is marked base64-encoded but is not base64",
                        {"encoding": "base64", "position": None}) from None
     try:
         return data.decode("utf-8")
@@ -158,7 +159,7 @@ def _check_text(text: str) -> None:
 
 
 def _not_utf8(position: int, what: str) -> ApiError:
-    return ApiError(400, "invalid_encoding",
+    return ApiError(Reason.INVALID_ENCODING,
                     f"request body is not valid UTF-8 ({what}, at position {position}); send it encoded as UTF-8",
                     {"encoding": "utf-8", "position": position})
 
@@ -208,13 +209,13 @@ def _key_of(container: Any, child: Any) -> Any:
 
 
 def _too_deep(path: list[Any] | None) -> ApiError:
-    return ApiError(422, "too_deep", f"request body nests objects and arrays more than {MAX_DEPTH} levels deep; "
+    return ApiError(Reason.TOO_DEEP, f"request body nests objects and arrays more than {MAX_DEPTH} levels deep; "
                     "flatten the data", {"max_depth": MAX_DEPTH, "path": path})
 
 
 def _out_of_range(path: list[Any] | None) -> ApiError:
     at = "" if not path else " at " + ".".join(map(str, path))
-    return ApiError(422, "number_out_of_range",
+    return ApiError(Reason.NUMBER_OUT_OF_RANGE,
                     f"a number in the request body{at} is out of range: integers may have at most {MAX_INT_DIGITS} "
                     f"digits and other numbers must be 0 or between {MIN_MAGNITUDE:g} and {MAX_MAGNITUDE:g} in "
                     "magnitude (what DynamoDB stores); send such values as strings",

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from posterflow import aws, config, tenancy
 from posterflow.api import request
 from posterflow.api.errors import ApiError
+from posterflow.errors import Reason
 from posterflow.resources import stack_spec
 
 HEADER = "Idempotency-Key"
@@ -73,7 +74,7 @@ def header_value() -> str | None:
         return None
     value = value.strip()
     if not value or len(value) > MAX_KEY_CHARS or not value.isprintable():
-        raise ApiError(422, "invalid_idempotency_key",
+        raise ApiError(Reason.INVALID_IDEMPOTENCY_KEY,
                        f"{HEADER} must be 1 to {MAX_KEY_CHARS} printable characters")
     return value
 
@@ -92,10 +93,10 @@ def once(route: str, body: BaseModel | dict[str, Any], produce: Callable[[], Ans
         record = {"tenant": tenancy.current(), "route": route, "key": key, "body": payload}
         answer = _runner(config.table())(request=record, produce=produce)
     except IdempotencyValidationError:
-        raise ApiError(422, "idempotency_key_reused",
+        raise ApiError(Reason.IDEMPOTENCY_KEY_REUSED,
                        f"this {HEADER} was used with a different request body; use a new key for a new request",
                        {"route": route}) from None
     except IdempotencyAlreadyInProgressError:
-        raise ApiError(409, "idempotency_in_progress",
+        raise ApiError(Reason.IDEMPOTENCY_IN_PROGRESS,
                        f"a request with this {HEADER} is still being processed; retry shortly") from None
     return dict(answer["body"]), int(answer["status"])

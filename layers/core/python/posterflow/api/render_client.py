@@ -7,6 +7,7 @@ from typing import Any
 
 from posterflow import aws, config, tenancy
 from posterflow.api.errors import ApiError
+from posterflow.errors import Reason
 
 
 def invoke_render(spec: dict[str, Any]) -> dict[str, Any]:
@@ -14,11 +15,11 @@ def invoke_render(spec: dict[str, Any]) -> dict[str, Any]:
                                        Payload=json.dumps({"spec": spec, "tenant": tenancy.current()}).encode())
     payload = json.loads(resp["Payload"].read() or b"null")
     if resp.get("FunctionError"):
-        raise ApiError(502, "render_failed", f"render function failed: {payload.get('errorType')}",
+        raise ApiError(Reason.RENDER_FUNCTION_FAILED, f"render function failed: {payload.get('errorType')}",
                        payload.get("errorMessage"))
     if not payload.get("ok"):
         err = payload["error"]
-        raise ApiError(int(err.get("status", 422)), err["code"], err["message"], err.get("details"))
+        raise ApiError(Reason(err["reason"]), err["message"], err.get("details"))
     return dict(payload["output"])
 
 

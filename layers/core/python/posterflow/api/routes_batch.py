@@ -25,6 +25,7 @@ from posterflow.api.errors import ApiError
 from posterflow.api.fields import JsonObject
 from posterflow.api.links import job_links, presigned_get
 from posterflow.crop import CropOptions
+from posterflow.errors import Reason
 from posterflow.jobs import enqueue
 from posterflow.net import sources
 
@@ -101,9 +102,9 @@ def _source(image: str | ImageRef, index: int) -> dict[str, str]:
         found = sources.parse(ref.key if ref.key is not None else (ref.url or ""), tenant=tenancy.current(),
                               what=f"images[{index}]")
     except sources.SourceRefused as exc:
-        raise ApiError(422, "invalid_image", exc.reason, {"index": index}) from None
+        raise ApiError(Reason.INVALID_IMAGE, exc.message, {"index": index}) from None
     if found.kind == "data":
-        raise ApiError(422, "invalid_image", f"images[{index}]: give an S3 key or a URL, not a data: URI",
+        raise ApiError(Reason.INVALID_IMAGE, f"images[{index}]: give an S3 key or a URL, not a data: URI",
                        {"index": index})
     out = {"key": found.key} if found.key is not None else {"url": found.url or ""}
     if ref.id:
@@ -139,7 +140,7 @@ def _replay(job: jobs.Job, fingerprint: str, sources: list[dict[str, str]], buck
     left out and queue the items still pending. Workers count each item once and write
     deterministic keys, so a message sent twice costs time, never a wrong count."""
     if job.kind != "crop" or job.metadata.get("fingerprint") != fingerprint:
-        raise ApiError(409, "batch_conflict", f"batch {job.job_id} exists with other images or options")
+        raise ApiError(Reason.BATCH_CONFLICT, f"batch {job.job_id} exists with other images or options")
     if jobs.count_items(job.job_id) < len(sources):
         jobs.put_items(job.job_id, (_new_item(i, s, bucket) for i, s in enumerate(sources)), if_absent=True)
     pending = [i.item_id for i in jobs.iter_items(job.job_id, status="pending", consistent=True)]
@@ -158,7 +159,7 @@ def _create(body: AddImagesRequest, sources: list[dict[str, str]], fingerprint: 
         job = jobs.create_job("crop", total=len(sources), job_id=body.batch_id, name=body.name,
                               notify_email=body.notify_email, webhook_url=body.webhook_url, metadata=metadata)
     except jobs.ItemTooLarge as exc:
-        raise ApiError(413, "metadata_too_large", str(exc)) from None
+        raise ApiError(Reason.METADATA_TOO_LARGE, str(exc)) from None
     # Items first, so a fast worker always finds its item.
     jobs.put_items(job.job_id, (_new_item(i, s, bucket) for i, s in enumerate(sources)))
     enqueue.send_messages("crop", (_message(job.job_id, i, s, bucket, options) for i, s in enumerate(sources)))
@@ -188,7 +189,7 @@ def batch_json(job: jobs.Job) -> dict[str, Any]:
 
 def add_images(body: AddImagesRequest) -> tuple[dict[str, Any], int]:
     if len(body.images) > MAX_IMAGES:
-        raise ApiError(413, "too_many_images", f"{len(body.images)} images is over the limit of {MAX_IMAGES}; "
+        raise ApiError(Reason.TOO_MANY_IMAGES, f"{len(body.images)} images is over the limit of {MAX_IMAGES}; "
                        "drop a ZIP of the photos under uploads/ instead")
     bucket = config.bucket()
     images = [_source(image, i) for i, image in enumerate(body.images)]
@@ -205,7 +206,7 @@ def add_images(body: AddImagesRequest) -> tuple[dict[str, Any], int]:
         if existing.tenant != tenancy.current():
             # Batch ids are the callers' own words, so two tenants can pick the same one;
             # say it is taken without saying anything about the other batch.
-            raise ApiError(409, "batch_conflict", f"batch id {existing.job_id} is taken; choose another")
+            raise ApiError(Reason.BATCH_CONFLICT, f"batch id {existing.job_id} is taken; choose another")
         job, queued, status = existing, _replay(existing, fingerprint, images, bucket, options), 200
     return {"success": True, "batchId": job.job_id, "job_id": job.job_id, "imageCount": len(images),
             "queued": queued, **job_links(job)}, status
@@ -221,5 +222,5 @@ def add_images_route(body: Annotated[AddImagesRequest, Body()]) -> tuple[dict[st
 def batch_status(batch_id: str) -> dict[str, Any]:
     job = jobs.find_job(batch_id)
     if job is None or job.tenant != tenancy.current():
-        raise ApiError(404, "batch_not_found", f"batch {batch_id} not found")
+        raise ApiError(Reason.BATCH_NOT_FOUND, f"batch {batch_id} not found")
     return {"success": True, "batch": batch_json(job)}

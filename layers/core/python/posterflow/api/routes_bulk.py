@@ -31,6 +31,7 @@ from posterflow.api.errors import ApiError
 from posterflow.api.fields import JsonObject
 from posterflow.api.links import job_links
 from posterflow.api.poster_requests import MAX_INLINE_ITEMS, OutputOptions, poster_spec
+from posterflow.errors import Reason
 from posterflow.formats import csvreader
 from posterflow.jobs import enqueue
 from posterflow.posters import profiles, template_store, templating
@@ -83,7 +84,7 @@ def _template(body: BulkRequest) -> template_store.TemplateVersion:
     try:
         return template_store.upload(section, body.name or "inline bulk template", given)
     except templating.TemplateError as exc:
-        raise ApiError(422, "invalid_template", f"the inline template is not usable: {exc}") from None
+        raise ApiError(Reason.INVALID_TEMPLATE, f"the inline template is not usable: {exc}") from None
 
 
 def _options(body: BulkRequest) -> OutputOptions:
@@ -116,12 +117,12 @@ def _csv_text(data: str | list[dict[str, Any]] | list[list[Any]]) -> str:
     elif all(isinstance(r, list) for r in data):
         writer.writerows(data)
     else:
-        raise ApiError(422, "invalid_csv", "csvData rows must all be objects or all be lists")
+        raise ApiError(Reason.INVALID_CSV, "csvData rows must all be objects or all be lists")
     return buf.getvalue()
 
 
-# (entity id, spec or None, error or None) per row/profile: None spec means the item fails.
-Row = tuple[str, dict[str, Any] | None, str | None]
+# (entity id, spec or None, (error, reason) or None) per row/profile: None spec means the item fails.
+Row = tuple[str, dict[str, Any] | None, tuple[str, Reason] | None]
 
 
 def _csv_rows(body: BulkRequest, tv: template_store.TemplateVersion) -> list[Row]:
@@ -132,7 +133,7 @@ def _csv_rows(body: BulkRequest, tv: template_store.TemplateVersion) -> list[Row
         # Seed 000: only the listed columns fill placeholders; required ones must be among them.
         unlisted = [c for c in required if templating.normalize_key(c) not in columns]
         if unlisted:
-            raise ApiError(422, "columns_mismatch",
+            raise ApiError(Reason.COLUMNS_MISMATCH,
                            f"csvColumns leaves out placeholder(s) the template needs: {', '.join(unlisted)}",
                            {"missing": unlisted})
     try:
@@ -140,15 +141,15 @@ def _csv_rows(body: BulkRequest, tv: template_store.TemplateVersion) -> list[Row
                                      required_columns=required, max_rows=MAX_INLINE_ITEMS)
         read = list(reader)
     except csvreader.CsvRowLimitExceeded as exc:
-        raise ApiError(413, "too_many_rows", f"{exc.reason}; upload the CSV with POST /api/uploads instead") from None
+        raise ApiError(Reason.TOO_MANY_ROWS, f"{exc.message}; upload the CSV with POST /api/uploads instead") from None
     except csvreader.CsvError as exc:
-        raise ApiError(422, "invalid_csv", f"csvData is not usable CSV: {exc}",
+        raise ApiError(Reason.INVALID_CSV, f"csvData is not usable CSV: {exc.message}",
                        {"code": exc.code, "line": exc.line}) from None
     rows: list[Row] = []
     for row in read:
         entity = _entity(row.values, row.number - 1)
         if row.error:
-            rows.append((entity, None, f"row {row.line}: {row.error}"))
+            rows.append((entity, None, (f"row {row.line}: {row.error}", row.error_code or Reason.MALFORMED)))
             continue
         spec = poster_spec(_options(body), tv.id, row.values, entity)
         if columns is not None:
@@ -161,18 +162,15 @@ def _profile_rows(body: BulkRequest, tv: template_store.TemplateVersion) -> list
     assert body.user_identifiers is not None
     identifiers = profiles.parse_identifiers(body.user_identifiers)
     if len(identifiers) > MAX_PROFILE_LOOKUPS:
-        raise ApiError(413, "too_many_identifiers",
+        raise ApiError(Reason.TOO_MANY_IDENTIFIERS,
                        f"{len(identifiers)} identifiers is over the limit of {MAX_PROFILE_LOOKUPS} per request; "
                        "send them in several requests, or upload a CSV of the profile data with POST /api/uploads")
-    try:
-        source = profiles.ProfileSource.from_env()
-    except profiles.NotConfigured as exc:
-        raise ApiError(503, "profile_source_not_configured", str(exc)) from None
+    source = profiles.ProfileSource.from_env()  # NotConfigured: profile_source_not_configured
     found = profiles.fetch_many(source, identifiers, budget_s=PROFILE_BUDGET_S)
     rows: list[Row] = []
     for ident, profile in zip(identifiers, found, strict=True):
         if isinstance(profile, profiles.ProfileError):
-            rows.append((ident, None, f"profile look-up failed: {profile.reason}"))
+            rows.append((ident, None, (f"profile look-up failed: {profile.message}", profile.reason)))
         else:
             rows.append((ident, poster_spec(_options(body), tv.id, profile, ident), None))
     return rows
@@ -182,19 +180,20 @@ def submit_bulk(body: BulkRequest) -> tuple[dict[str, Any], int]:
     tv = _template(body)
     rows = _csv_rows(body, tv) if body.bulk_method == "csv" else _profile_rows(body, tv)
     if not rows:
-        raise ApiError(422, "no_rows", "the request holds no rows to render (only a header or blank lines)")
+        raise ApiError(Reason.NO_ROWS, "the request holds no rows to render (only a header or blank lines)")
     job = jobs.create_job("poster", total=len(rows), template_id=tv.id, template_section=tv.section,
                           template_version=tv.version, notify_email=body.notify_email, webhook_url=body.webhook_url,
                           metadata={**body.metadata, "bulk_method": body.bulk_method}, name=body.name)
     good: list[tuple[int, dict[str, Any], str | None]] = [
         (i, spec, entity) for i, (entity, spec, _) in enumerate(rows) if spec is not None]
-    bad = [(i, entity, error or "unusable row") for i, (entity, spec, error) in enumerate(rows) if spec is None]
+    bad = [(i, entity, error or ("unusable row", Reason.MALFORMED))
+           for i, (entity, spec, error) in enumerate(rows) if spec is None]
     # Bad rows are items too (nothing silently dropped): written, then failed with their reason.
-    jobs.put_items(job.job_id, (jobs.NewItem(item_id=i, entity_id=entity, input={"error": error})
+    jobs.put_items(job.job_id, (jobs.NewItem(item_id=i, entity_id=entity, input={"error": error[0]})
                                 for i, entity, error in bad))
     enqueue.submit_posters(job.job_id, good)
     for i, _, error in bad:
-        jobs.finish_item(job.job_id, i, status="failed", error=error)
+        jobs.finish_item(job.job_id, i, status="failed", error=error[0], error_code=error[1])
     jobs.add_log(job.job_id, "INFO", f"bulk {body.bulk_method}: queued {len(good)} poster(s), "
                  f"{len(bad)} row(s) failed before rendering", {"template_id": tv.id})
     n = len(rows)

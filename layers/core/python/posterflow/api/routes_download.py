@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from posterflow import aws, config, jobs, tokens
 from posterflow.api.errors import ApiError
 from posterflow.api.links import presigned_get
+from posterflow.errors import Reason
 
 router = Router()
 
@@ -28,26 +29,19 @@ def download(job_id: str, token: Annotated[str | None, Query()] = None) -> Respo
     # The token is checked before the job is looked up, so a caller without a valid link
     # cannot tell existing job ids from made-up ones.
     if not token:
-        raise ApiError(403, "missing_token", "this download link has no token; use the link from the email")
-    try:
-        tokens.verify_download_token(job_id, token)
-    except tokens.TokenExpired as exc:
-        raise ApiError(403, "link_expired", str(exc)) from None
-    except tokens.TokenError as exc:
-        raise ApiError(403, "invalid_token", str(exc)) from None
+        raise ApiError(Reason.MISSING_TOKEN, "this download link has no token; use the link from the email")
+    tokens.verify_download_token(job_id, token)  # TokenError: invalid_token or link_expired
     job = jobs.get_job(job_id)
     if not job.archive_key:
         if job.status == jobs.JobStatus.FAILED:
-            raise ApiError(404, "no_archive", f"job {job_id} failed and has no results archive")
-        raise ApiError(
-            409, "archive_not_ready", f"the results of job {job_id} are not ready yet (status {job.status})"
+            raise ApiError(Reason.NO_ARCHIVE, f"job {job_id} failed and has no results archive")
+        raise ApiError(Reason.ARCHIVE_NOT_READY, f"the results of job {job_id} are not ready yet (status {job.status})"
         )
     try:
         aws.client("s3").head_object(Bucket=config.bucket(), Key=job.archive_key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            raise ApiError(
-                404, "archive_expired", f"the results archive of job {job_id} is no longer stored"
+            raise ApiError(Reason.ARCHIVE_EXPIRED, f"the results archive of job {job_id} is no longer stored"
             ) from None
         raise
     return Response(

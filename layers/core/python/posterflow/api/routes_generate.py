@@ -19,6 +19,7 @@ from posterflow.api.poster_requests import (
     submit_posters,
 )
 from posterflow.api.render_client import invoke_render
+from posterflow.errors import Reason
 
 router = Router()
 
@@ -66,7 +67,7 @@ def generate_batch(body: Annotated[BatchRequest, Body()]) -> tuple[dict[str, Any
 
 def batch(body: BatchRequest) -> tuple[dict[str, Any], int]:
     if len(body.items) > MAX_INLINE_ITEMS:
-        raise ApiError(413, "too_many_items",
+        raise ApiError(Reason.TOO_MANY_ITEMS,
                        f"{len(body.items)} items is over the inline limit of {MAX_INLINE_ITEMS}; "
                        "upload a CSV or JSON-lines manifest with POST /api/uploads instead")
     job = submit_posters(body, body.template_id, body.items, metadata=body.metadata, name=body.name,

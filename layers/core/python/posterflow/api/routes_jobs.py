@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from posterflow import aws, config, jobs
 from posterflow.api.errors import ApiError
 from posterflow.api.links import job_links, presigned_get
+from posterflow.errors import Reason
 from posterflow.jobs import enqueue
 from posterflow.jobs.retry import plan_for
 from posterflow.resources import stack_spec
@@ -29,6 +30,7 @@ def result_json(item: jobs.Item) -> dict[str, Any]:
         "status": SEED_ITEM_STATUS.get(str(item.status), str(item.status)),
         "generation_time_ms": item.generation_time_ms,
         "error": item.error,
+        "error_code": item.error_code,
         **({"face": item.extra} if item.extra and "face_detected" in item.extra else {}),
     }
 
@@ -62,12 +64,9 @@ def job_json(job: jobs.Job) -> dict[str, Any]:
 
 def _with_results(job_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
     if not 1 <= limit <= 1000:
-        raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
+        raise ApiError(Reason.INVALID_LIMIT, "limit must be between 1 and 1000")
     job = jobs.owned_job(job_id)
-    try:
-        items, next_cursor = jobs.list_items(job_id, limit=limit, cursor=cursor)
-    except jobs.InvalidCursor as exc:
-        raise ApiError(422, "invalid_cursor", str(exc)) from None
+    items, next_cursor = jobs.list_items(job_id, limit=limit, cursor=cursor)  # InvalidCursor: invalid_cursor
     return {**job_json(job), "results": [result_json(i) for i in items], "next": next_cursor}
 
 
@@ -87,14 +86,11 @@ def job_status(job_id: str, limit: Annotated[int, Query()] = 1000,
 def list_jobs(status: Annotated[str | None, Query()] = None, limit: Annotated[int, Query()] = 50,
               cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
     if status is not None and status not in {s.value for s in jobs.JobStatus}:
-        raise ApiError(422, "invalid_status", f"unknown status {status!r}",
+        raise ApiError(Reason.INVALID_STATUS, f"unknown status {status!r}",
                        {"allowed": [s.value for s in jobs.JobStatus]})
     if not 1 <= limit <= 1000:
-        raise ApiError(422, "invalid_limit", "limit must be between 1 and 1000")
-    try:
-        found, next_cursor = jobs.list_jobs(status, limit=limit, cursor=cursor)
-    except jobs.InvalidCursor as exc:
-        raise ApiError(422, "invalid_cursor", str(exc)) from None
+        raise ApiError(Reason.INVALID_LIMIT, "limit must be between 1 and 1000")
+    found, next_cursor = jobs.list_jobs(status, limit=limit, cursor=cursor)  # InvalidCursor: invalid_cursor
     return {"jobs": [job_json(j) for j in found], "next": next_cursor}
 
 

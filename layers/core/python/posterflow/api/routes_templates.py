@@ -13,6 +13,7 @@ from posterflow import config
 from posterflow.api import request
 from posterflow.api.errors import ApiError
 from posterflow.api.render_client import invoke_render, read_output
+from posterflow.errors import Reason
 from posterflow.posters import template_store, templating
 
 router = Router()
@@ -56,14 +57,11 @@ def template_json(tv: template_store.TemplateVersion, *, html: bool = False) -> 
 def _store(section: str, name: str, html: str, **kwargs: Any) -> template_store.TemplateVersion:
     try:
         return template_store.upload(section, name, html, **kwargs)
-    except templating.TemplateTooLarge as exc:
-        raise ApiError(413, "template_too_large", str(exc)) from None
-    except templating.TemplateSyntaxError as exc:
-        raise ApiError(422, "template_syntax_error", str(exc), {"line": getattr(exc, "lineno", None)}) from None
-    except (templating.TemplateTimeout, templating.TemplateTooDeep, templating.TemplateOutputTooLarge) as exc:
-        raise ApiError(422, exc.code, str(exc)) from None  # a budget the template cannot stay within
+    except (templating.TemplateTooLarge, templating.TemplateSyntaxError, templating.TemplateTimeout,
+            templating.TemplateTooDeep, templating.TemplateOutputTooLarge):
+        raise  # their own reasons: the source's size, its syntax, a budget it cannot stay within
     except templating.TemplateError as exc:
-        raise ApiError(422, "template_invalid", str(exc)) from None
+        raise ApiError(Reason.TEMPLATE_INVALID, str(exc)) from None
 
 
 def _check_output(fmt: str | None, size: str | None) -> None:
@@ -75,13 +73,13 @@ def _check_output(fmt: str | None, size: str | None) -> None:
         if size:
             sizes.resolve_size(size)
     except (sizes.UnsupportedFormat, sizes.UnsupportedSize) as exc:
-        raise ApiError(422, "unsupported_output", str(exc)) from None
+        raise ApiError(Reason.UNSUPPORTED_OUTPUT, str(exc)) from None
 
 
 def _check_javascript(requested: bool | None) -> None:
     """Template JavaScript is a deployment decision: refused unless the setting allows it."""
     if requested and not config.template_javascript_allowed():
-        raise ApiError(422, "javascript_disabled",
+        raise ApiError(Reason.JAVASCRIPT_DISABLED,
                        f"template JavaScript is disabled on this deployment "
                        f"({config.ENV_TEMPLATE_JAVASCRIPT} is not 'allow'); upload it with javascript: false")
 
