@@ -126,10 +126,12 @@ def test_bad_images_fail_alone_with_their_reasons(cloud: Any, photo_server: str,
     results = _results(cloud, body["batchId"])
     assert {k for k, r in results.items() if r["status"] == "completed"} == {"good", "by-url"}
     assert results["by-url"]["face"]["face_detected"] is True
-    expected = {"missing": "not_found", "url-404": "404", "metadata-url": "url_blocked", "truncated": "truncated",
-                "pixel-bomb": "pixel_bomb", "empty": "empty"}
+    expected = {"missing": "not_found", "url-404": "url_failed", "metadata-url": "url_blocked",
+                "truncated": "truncated", "pixel-bomb": "pixel_bomb", "empty": "empty"}
     for entity, reason in expected.items():
-        assert results[entity]["status"] == "failed" and reason in (results[entity]["error"] or ""), results[entity]
+        assert results[entity]["status"] == "failed" and results[entity]["error_code"] == reason, results[entity]
+        assert results[entity]["error"] and not results[entity]["error"].startswith(reason), results[entity]
+    assert "404" in results["url-404"]["error"]
 
 
 def test_a_url_outside_the_allow_list_fails_its_item(cloud: Any, photo_server: str) -> None:
@@ -140,7 +142,7 @@ def test_a_url_outside_the_allow_list_fails_its_item(cloud: Any, photo_server: s
     batch = _finished(cloud, body["batchId"])
     assert batch["progress"]["failed"] == 1
     [result] = _results(cloud, body["batchId"]).values()
-    assert "url_blocked" in result["error"] and "not allowed" in result["error"]
+    assert result["error_code"] == "url_blocked" and "not allowed" in result["error"]
 
 
 def test_a_repeated_batch_id_is_the_same_batch(cloud: Any) -> None:

@@ -48,8 +48,9 @@ def test_zip_drop_crops_faces_and_records_bad_entries(cloud: Any) -> None:
         "succeeded", "succeeded", "succeeded", "succeeded", "succeeded", "failed", "failed", "skipped", "skipped"]
     assert items[0].extra["face_detected"] is True and items[1].extra["face_detected"] is True
     assert items[4].extra["face_detected"] is False  # no face: centre crop, not an error
-    assert "truncated" in (items[5].error or "") and "empty" in (items[6].error or "")
-    assert items[7].error and "macos" in items[7].error.lower()
+    assert (items[5].error_code, items[6].error_code) == ("truncated", "empty")
+    assert items[5].error and items[6].error  # and a message for people beside each code
+    assert items[7].error_code == "macos_metadata" and items[7].error and "macos" in items[7].error.lower()
     # Duplicate and hostile names get distinct, safe keys.
     keys = [items[i].output_key or "" for i in range(5)]
     assert len(set(keys)) == 5 and all(".." not in k and k.startswith(f"outputs/default/{job.job_id}/") for k in keys)

@@ -25,8 +25,9 @@ def _ok(i: int) -> jobs.ItemOutcome:
 def test_a_batch_is_counted_once_with_its_fields(aws_stack: r.ResourceRefs) -> None:
     job = _new_job(12)
     batch = [_ok(i) for i in range(8)] + [
-        jobs.ItemOutcome(item_id=8, status=jobs.ItemStatus.FAILED, error="missing_placeholder: name"),
-        jobs.ItemOutcome(item_id=9, status=jobs.ItemStatus.CANCELLED, error="job cancelled"),
+        jobs.ItemOutcome(item_id=8, status=jobs.ItemStatus.FAILED, error="missing placeholders: name",
+                         error_code="missing_placeholders"),
+        jobs.ItemOutcome(item_id=9, status=jobs.ItemStatus.CANCELLED, error="job cancelled", error_code="cancelled"),
     ]
     results = jobs.finish_items(job.job_id, batch)
     assert [r.counted for r in results] == [True] * 10
@@ -36,13 +37,15 @@ def test_a_batch_is_counted_once_with_its_fields(aws_stack: r.ResourceRefs) -> N
     item = jobs.get_item(job.job_id, 3)
     assert (item.status, item.output_key, item.attempts, item.extra) == (
         jobs.ItemStatus.SUCCEEDED, "outputs/3.png", 1, {"template_version": 3})
-    assert jobs.get_item(job.job_id, 8).error == "missing_placeholder: name"
+    failed = jobs.get_item(job.job_id, 8)
+    assert (failed.error_code, failed.error) == ("missing_placeholders", "missing placeholders: name")
     assert jobs.get_item(job.job_id, 10).status == jobs.ItemStatus.PENDING
 
 
 def test_a_redelivered_item_in_the_batch_counts_once(aws_stack: r.ResourceRefs) -> None:
     job = _new_job(5)
-    jobs.finish_item(job.job_id, 2, status="failed", error="DLQ: exhausted retries")
+    jobs.finish_item(job.job_id, 2, status="failed", error="exhausted retries",
+                     error_code="retries_exhausted")
     results = jobs.finish_items(job.job_id, [_ok(i) for i in range(5)])
     assert [r.result for r in results] == [jobs.FinishResult.FINISHED] * 2 + [jobs.FinishResult.ALREADY_DONE] + [
         jobs.FinishResult.FINISHED] * 2

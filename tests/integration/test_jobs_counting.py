@@ -40,7 +40,8 @@ def test_same_finish_delivered_twice_counts_once(aws_stack: r.ResourceRefs) -> N
     first = jobs.finish_item(job.job_id, 1, status="succeeded", output_key="outputs/a.png",
                              timings={"total_ms": 41.5})
     again = jobs.finish_item(job.job_id, 1, status="succeeded", output_key="outputs/a.png")
-    late_failure = jobs.finish_item(job.job_id, 1, status="failed", error="DLQ: exhausted retries")
+    late_failure = jobs.finish_item(job.job_id, 1, status="failed", error="exhausted retries",
+                     error_code="retries_exhausted")
 
     assert first.result == jobs.FinishResult.FINISHED and first.counted
     assert again.result == jobs.FinishResult.ALREADY_DONE and not again.counted
@@ -69,6 +70,7 @@ def test_concurrent_finishes_from_8_threads_give_exact_counters(aws_stack: r.Res
         status = wanted[i]
         return jobs.finish_item(job.job_id, i, status=status,
                                 error="bad row" if status == jobs.ItemStatus.FAILED else None,
+                                error_code="malformed" if status == jobs.ItemStatus.FAILED else None,
                                 output_key=f"outputs/{job.job_id}/{i}.png" if status == "succeeded" else None)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -91,7 +93,8 @@ def test_the_finishing_write_starts_exactly_one_finalize(aws_stack: r.ResourceRe
     job = _new_job(2)
     one = jobs.finish_item(job.job_id, 0, status="succeeded")
     assert not one.finalize_started and _executions(aws_stack, job.job_id) == []
-    last = jobs.finish_item(job.job_id, 1, status="failed", error="missing placeholder: name")
+    last = jobs.finish_item(job.job_id, 1, status="failed", error="missing placeholders: name",
+                            error_code="missing_placeholders")
     assert last.finalize_started
     assert last.job is not None and last.job.is_complete
     # A redelivery of the last message and an explicit check do not start a second one.
@@ -146,7 +149,7 @@ def test_unknown_ids_and_bad_statuses(aws_stack: r.ResourceRefs) -> None:
 def test_extra_fields_and_long_errors_are_kept_bounded(aws_stack: r.ResourceRefs) -> None:
     job = jobs.create_job("crop", 1)
     jobs.put_items(job.job_id, [jobs.NewItem(item_id=0, entity_id="photo.jpg", input_key="uploads/x/photo.jpg")])
-    jobs.finish_item(job.job_id, 0, status="failed", error="x" * 10_000,
+    jobs.finish_item(job.job_id, 0, status="failed", error="x" * 10_000, error_code="corrupt",
                      extra={"face_found": False, "box": [1, 2, 3.5, 4]})
     item = jobs.get_item(job.job_id, 0)
     assert item.extra == {"face_found": False, "box": [1, 2, 3.5, 4]}

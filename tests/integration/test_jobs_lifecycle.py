@@ -66,7 +66,8 @@ def test_retry_resets_failed_items_and_corrects_counters(aws_stack: r.ResourceRe
     job = _new_job(5)
     for i in range(5):
         jobs.finish_item(job.job_id, i, status="failed" if i in (1, 3) else "succeeded",
-                         error=f"missing placeholder in row {i}" if i in (1, 3) else None)
+                         error=f"missing placeholder in row {i}" if i in (1, 3) else None,
+                         error_code="missing_placeholders" if i in (1, 3) else None)
     done = jobs.complete_job(job.job_id, finalize_round=0)
     assert done.status == jobs.JobStatus.COMPLETED_WITH_ERRORS
 
@@ -77,7 +78,7 @@ def test_retry_resets_failed_items_and_corrects_counters(aws_stack: r.ResourceRe
     assert (after.processed, after.succeeded, after.failed) == (3, 3, 0)
     assert after.status == jobs.JobStatus.PROCESSING and after.finalize_round == 1
     item = jobs.get_item(job.job_id, 1)
-    assert item.status == jobs.ItemStatus.PENDING and item.error is None
+    assert item.status == jobs.ItemStatus.PENDING and item.error is None and item.error_code is None
     assert jobs.retry_failed(job.job_id) == []  # nothing failed any more: no double correction
     # The retried items land; the new round gets its own finalize execution.
     jobs.finish_item(job.job_id, 1, status="succeeded")
@@ -135,7 +136,8 @@ def test_sweep_fails_stalled_items_and_writes_missing_ones(aws_stack: r.Resource
     assert (after.processed, after.succeeded, after.failed, after.total) == (6, 1, 5, 6)
     for i in range(1, 6):
         item = jobs.get_item(stalled.job_id, i)
-        assert item.status == jobs.ItemStatus.FAILED and item.error == "stalled: no progress for 500 s"
+        assert item.status == jobs.ItemStatus.FAILED and item.error == "no progress for 500 s"
+        assert item.error_code == "stalled"
     assert _execution_names(aws_stack, stalled.job_id) == [stalled.job_id]
     logs, _ = jobs.list_logs(stalled.job_id)  # finalize may add its own logs meanwhile
     sweep_logs = [x for x in logs if x.message == "stalled: no progress for 500 s"]

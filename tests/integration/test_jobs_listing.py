@@ -27,7 +27,7 @@ def test_items_filtered_by_status_page_too(aws_stack: r.ResourceRefs) -> None:
     job = jobs.create_job("poster", 12)
     jobs.put_items(job.job_id, [jobs.NewItem(item_id=i) for i in range(12)])
     for i in range(0, 12, 3):
-        jobs.finish_item(job.job_id, i, status="failed", error="bad")
+        jobs.finish_item(job.job_id, i, status="failed", error="bad", error_code="malformed")
     seen: list[int] = []
     cursor: str | None = None
     while True:

@@ -18,8 +18,8 @@ def test_sweep_fails_outstanding_items_and_completes_the_job(cloud: Any) -> None
     assert result.payload == {"swept": [job.job_id]}
     done = wait_for(lambda: (j := jobs.get_job(job.job_id)).is_final and j, timeout=60, what="job to finish")
     assert (done.status, done.processed, done.succeeded, done.failed) == ("completed_with_errors", 3, 1, 2)
-    errors = [i.error for i in jobs.iter_items(job.job_id) if i.status == "failed"]
-    assert len(errors) == 2 and all(e and e.startswith("stalled:") for e in errors)
+    errors = [(i.error_code, i.error) for i in jobs.iter_items(job.job_id) if i.status == "failed"]
+    assert len(errors) == 2 and all(code == "stalled" and e and "no progress" in e for code, e in errors)
 
 
 def test_a_moving_job_is_not_swept(cloud: Any) -> None:

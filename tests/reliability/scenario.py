@@ -131,14 +131,14 @@ def audit(job_id: str, expected_items: int, poison: set[str]) -> Audit:
             wrong.append(f"{item.entity_id}: succeeded without its placeholder")
         elif item.status == "failed" and not expect_fail:
             wrong.append(f"{item.entity_id}: {item.error}")
-        elif item.status == "failed" and POISON_REASON not in (item.error or ""):
+        elif item.status == "failed" and item.error_code != POISON_REASON:
             wrong.append(f"{item.entity_id}: failed for another reason: {item.error}")
     return Audit(
         items=len(records), total=job.total or 0, processed=job.processed,
         succeeded_counter=job.succeeded, failed_counter=job.failed, by_status=dict(by_status),
         lost=by_status.get("pending", 0) + max(0, expected_items - len(records)),
         double_counted=counted_twice + max(0, job.processed - terminal),
-        failed_without_reason=[i.item_id for i in records if i.status == "failed" and not i.error],
+        failed_without_reason=[i.item_id for i in records if i.status == "failed" and not (i.error and i.error_code)],
         wrong_outcome=wrong, finalize_executions=len(finalize_executions(job_id)), status=str(job.status),
     )
 

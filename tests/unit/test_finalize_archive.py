@@ -95,6 +95,7 @@ def item(i: int, *, ok: bool = True, entity: str | None = None, error: str | Non
         status=jobs.ItemStatus.SUCCEEDED if ok else jobs.ItemStatus.FAILED,
         output_key=f"outputs/j1/{i:06d}.png" if ok else None,
         error=error,
+        error_code=None if ok else "missing_placeholders",
         timings={"total_ms": 12.5} if ok else {},
         attempts=1,
         created_at=NOW,
@@ -136,10 +137,12 @@ def test_outputs_and_manifests_in_one_zip(s3: FakeS3, monkeypatch: pytest.Monkey
     assert [r["status"] for r in rows] == ["succeeded"] * 4 + ["failed"]
     assert rows[4]["entity_id"] == "'=HYPERLINK(evil)" and rows[4]["error"].startswith("'@SUM")
     assert rows[4]["file_name"] == "" and rows[0]["generation_time_ms"] == "12"
+    assert rows[4]["error_code"] == "missing_placeholders" and rows[0]["error_code"] == ""
     manifest = json.loads(zf.read("manifest.json"))
     assert manifest["job_id"] == "j1" and manifest["status"] == "completed_with_errors"
     assert manifest["items"][4]["entity_id"] == "=HYPERLINK(evil)"  # JSON is data, not a formula
     assert manifest["items"][0]["timings"] == {"total_ms": 12.5}
+    assert manifest["items"][4]["error_code"] == "missing_placeholders"
 
 
 def test_zero_successes_make_a_manifest_only_archive(s3: FakeS3) -> None:

@@ -164,7 +164,8 @@ def test_dlq_fails_items_drops_messages_without_one_and_leaves_what_it_could_not
     finished: list[tuple[str, int, str]] = []
     logged: list[tuple[str, str]] = []
 
-    def finish_item(job_id: str, item_id: int, *, status: str, error: str) -> jobs.FinishOutcome:
+    def finish_item(job_id: str, item_id: int, *, status: str, error: str, error_code: str) -> jobs.FinishOutcome:
+        assert error_code == "retries_exhausted"
         if job_id == "throttled":
             raise RuntimeError("DynamoDB throttled")
         if job_id == "gone":

@@ -17,6 +17,8 @@ from pydantic import BaseModel, model_validator
 
 from posterflow import aws, config, jobs, tenancy
 from posterflow.crop import CropOptions, PhotoError, crop_photo
+from posterflow.crop.errors import SourceError as SourceError
+from posterflow.errors import Reason
 from posterflow.formats import zipindex
 from posterflow.jobs import sqs_batch
 from posterflow.net import fetch, sources
@@ -31,19 +33,9 @@ private addresses (the local cloud, tests). Never set in AWS: photo URLs otherwi
 render allow-list, which refuses every non-public address. Metadata addresses stay refused."""
 
 
-class SourceError(Exception):
-    """The photo could not be read (missing key, blocked or failing URL); fails the item.
-    Same shape as :class:`PhotoError` so both record ``reason: message``."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
-
-
 # The item reasons the crop API has always recorded.
-_SOURCE_REASONS: dict[type[sources.SourceError], str] = {
-    sources.SourceNotFound: "not_found", sources.SourceChanged: "object_changed"}
+_SOURCE_REASONS: dict[Reason, Reason] = {
+    Reason.SOURCE_NOT_FOUND: Reason.NOT_FOUND, Reason.SOURCE_CHANGED: Reason.OBJECT_CHANGED}
 
 
 class CropMessage(BaseModel):
@@ -126,13 +118,13 @@ def read_photo(msg: CropMessage, archives: BatchArchives | None = None) -> bytes
             return sources.read_object(msg.key, what="photo", etag=msg.etag, max_bytes=msg.options.max_bytes,
                                        bucket=msg.bucket)
         except sources.SourceTooLarge as exc:
-            raise PhotoError("too_large", exc.reason) from None
+            raise PhotoError(Reason.TOO_LARGE, exc.message) from None
         except sources.SourceError as exc:
-            raise SourceError(_SOURCE_REASONS.get(type(exc), "source_failed"), exc.reason) from None
+            raise SourceError(_SOURCE_REASONS.get(exc.reason, Reason.SOURCE_FAILED), exc.message) from None
     try:
         return fetch.fetch_url(msg.url or "", url_policy(), what="photo")
     except fetch.FetchError as exc:
-        raise SourceError("url_blocked" if isinstance(exc, fetch.FetchRefused) else "url_failed", exc.reason) from None
+        raise SourceError(exc.reason, exc.message) from None  # url_blocked or url_failed
 
 
 def crop_one(msg: CropMessage, tenant: str, archives: BatchArchives | None = None) -> dict[str, Any]:
@@ -184,14 +176,13 @@ def crop_batch(batch: list[sqs_batch.Received[CropMessage]]) -> list[str]:
                 continue
             if job.status == jobs.JobStatus.CANCELLED:
                 outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.CANCELLED,
-                                           error="job cancelled")
+                                           error="job cancelled", error_code=Reason.CANCELLED)
             else:
                 try:
                     outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.SUCCEEDED,
                                                **crop_one(msg, job.tenant, archives))
                 except (PhotoError, zipindex.BadEntry, SourceError) as exc:
-                    outcome = jobs.ItemOutcome(item_id=msg.item_id, status=jobs.ItemStatus.FAILED,
-                                               error=f"{exc.reason}: {exc.message}")
+                    outcome = jobs.ItemOutcome.failure(msg.item_id, exc)
         except Exception:
             logger.exception("crop failed; leaving the message for redelivery",
                              extra={"job_id": msg.job_id, "item_id": msg.item_id})

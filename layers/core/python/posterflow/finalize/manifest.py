@@ -18,7 +18,8 @@ from typing import IO, Any
 from posterflow.formats.csvreader import escape_csv_cell
 from posterflow.jobs import Item
 
-CSV_COLUMNS = ("item_id", "entity_id", "status", "file_name", "error", "generation_time_ms", "attempts", "finished_at")
+CSV_COLUMNS = ("item_id", "entity_id", "status", "file_name", "error_code", "error", "generation_time_ms", "attempts",
+               "finished_at")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _SPOOL_BYTES = 1024 * 1024
 
@@ -39,6 +40,7 @@ class ManifestRow:
     entity_id: str | None
     status: str
     file_name: str | None
+    error_code: str | None
     error: str | None
     generation_time_ms: int | None
     attempts: int
@@ -46,13 +48,14 @@ class ManifestRow:
     timings: dict[str, float]
 
     @classmethod
-    def of(cls, item: Item, file_name: str | None, error: str | None = None) -> ManifestRow:
+    def of(cls, item: Item, file_name: str | None) -> ManifestRow:
         return cls(
             item_id=item.item_id,
             entity_id=item.entity_id,
             status=str(item.status),
             file_name=file_name,
-            error=error if error is not None else item.error,
+            error_code=item.error_code,
+            error=item.error,
             generation_time_ms=item.generation_time_ms,
             attempts=item.attempts,
             finished_at=item.finished_at,

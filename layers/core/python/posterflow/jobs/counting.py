@@ -15,8 +15,13 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
+from posterflow.errors import Reason
 from posterflow.jobs import _ddb as d
 from posterflow.jobs._expr import Expr
+from posterflow.jobs.errors import (
+    JobNotFound,
+    JobStateConflict,
+)
 from posterflow.jobs.finalize_trigger import _maybe_start_finalize
 from posterflow.jobs.models import (
     FinishOutcome,
@@ -24,8 +29,6 @@ from posterflow.jobs.models import (
     ItemOutcome,
     ItemStatus,
     Job,
-    JobNotFound,
-    JobStateConflict,
     JobStatus,
     TotalSet,
 )
@@ -48,6 +51,7 @@ def finish_item(
     status: ItemStatus | str,
     output_key: str | None = None,
     error: str | None = None,
+    error_code: Reason | str | None = None,
     timings: dict[str, float] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> FinishOutcome:
@@ -55,11 +59,13 @@ def finish_item(
 
     Returns ``already_done`` (not an error) when the item had already left ``pending``: a
     redelivered message, the DLQ consumer after a late success, a sweep racing a worker.
-    Raises :class:`ItemNotFound` / :class:`JobNotFound` for unknown ids."""
+    Raises :class:`ItemNotFound` / :class:`JobNotFound` for unknown ids. An ``error`` (the
+    message) comes with its ``error_code`` (a :class:`~posterflow.errors.Reason`)."""
     status = ItemStatus(status)
     if status == ItemStatus.PENDING:
         raise ValueError("an item is finished with a terminal status, not pending")
-    outcome = ItemOutcome(item_id=item_id, status=status, output_key=output_key, error=error, timings=timings,
+    outcome = ItemOutcome(item_id=item_id, status=status, output_key=output_key, error=error,
+                          error_code=Reason(error_code) if error_code is not None else None, timings=timings,
                           extra=extra)
     # No read first: the transaction's condition on the item being pending is the check, and
     # a redelivery (rare) pays for one cancelled transaction instead of every item paying for
@@ -140,8 +146,8 @@ def _finish_chunk(job_id: str, outcomes: list[ItemOutcome]) -> list[FinishOutcom
 
 
 def _finish_one(job_id: str, o: ItemOutcome) -> FinishOutcome:
-    return finish_item(job_id, o.item_id, status=o.status, output_key=o.output_key, error=o.error, timings=o.timings,
-                       extra=o.extra)
+    return finish_item(job_id, o.item_id, status=o.status, output_key=o.output_key, error=o.error,
+                       error_code=o.error_code, timings=o.timings, extra=o.extra)
 
 
 def _item_update(job_id: str, outcome: ItemOutcome, now: str) -> dict[str, Any]:
@@ -152,6 +158,8 @@ def _item_update(job_id: str, outcome: ItemOutcome, now: str) -> dict[str, Any]:
         item.set("output_key", outcome.output_key)
     if outcome.error is not None:
         item.set("error", truncate_error(outcome.error))
+    if outcome.error_code is not None:
+        item.set("error_code", outcome.error_code.code)
     if outcome.timings:
         item.set("timings", {k: float(v) for k, v in outcome.timings.items()})
     if outcome.extra:

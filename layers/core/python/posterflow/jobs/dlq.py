@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from posterflow import jobs
+from posterflow.errors import Reason
 from posterflow.jobs import sqs_batch
 
 logger = Logger(child=True)
@@ -52,7 +53,7 @@ def record_dead_letter(record: SQSRecord) -> None:
         return
     reason = f"gave up after {receives} deliveries: the worker failed on every attempt (queue {source})"
     try:
-        outcome = jobs.finish_item(job_id, item_id, status="failed", error=reason)
+        outcome = jobs.finish_item(job_id, item_id, status="failed", error=reason, error_code=Reason.RETRIES_EXHAUSTED)
         if outcome.counted:
             jobs.add_log(job_id, "ERROR", f"item {item_id} failed: {reason}")
     except (jobs.JobNotFound, jobs.ItemNotFound):

@@ -1,4 +1,4 @@
-"""Job, item and log models, statuses and the errors the jobs library raises.
+"""Job, item and log models and statuses (the errors the jobs library raises: posterflow.jobs.errors).
 
 Counter and field names are the library's own; the API maps them onto the seeds' names
 (``total`` → ``total_items``, ``succeeded`` → ``success_count`` ...).
@@ -9,7 +9,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from posterflow.errors import PosterflowError, Reason
 
 JobKind = Literal["poster", "crop"]
 
@@ -131,7 +133,8 @@ class Item(_Model):
     input: dict[str, Any] | None = None
     input_key: str | None = Field(None, description="S3 key of an input too large to keep inline")
     output_key: str | None = None
-    error: str | None = None
+    error: str | None = Field(None, description="why the item failed (or was skipped, cancelled), for people")
+    error_code: str | None = Field(None, description="the fixed reason code of error (posterflow.errors.Reason)")
     timings: dict[str, float] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
     attempts: int = 0
@@ -185,9 +188,22 @@ class ItemOutcome(_Model):
     item_id: int
     status: ItemStatus
     output_key: str | None = None
-    error: str | None = None
+    error: str | None = Field(None, description="the message alone, for people")
+    error_code: Reason | None = Field(None, description="the reason; required with an error")
     timings: dict[str, float] | None = None
     extra: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _error_has_code(self) -> ItemOutcome:
+        if self.error is not None and self.error_code is None:
+            raise ValueError("an item error is recorded with its reason (error_code)")
+        return self
+
+    @classmethod
+    def failure(cls, item_id: int, exc: PosterflowError,
+                status: ItemStatus = ItemStatus.FAILED) -> ItemOutcome:
+        """The outcome of an item that failed (or was skipped) with ``exc``: its reason and message."""
+        return cls(item_id=item_id, status=status, error=exc.message, error_code=exc.reason)
 
 
 class TotalSet(_Model):
@@ -199,39 +215,3 @@ class CancelOutcome(_Model):
     job: Job
     items_cancelled: int
     items_remaining: bool = Field(description="pending items left for workers (deadline reached)")
-
-
-class JobError(Exception):
-    """Base of the jobs library's errors."""
-
-
-class JobNotFound(JobError):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id} not found")
-        self.job_id = job_id
-
-
-class ItemNotFound(JobError):
-    def __init__(self, job_id: str, item_id: int) -> None:
-        super().__init__(f"item {item_id} of job {job_id} not found")
-        self.job_id = job_id
-        self.item_id = item_id
-
-
-class JobStateConflict(JobError):
-    """The job is not in a status the requested change is allowed from."""
-
-    def __init__(self, job_id: str, current: JobStatus | None, wanted: str) -> None:
-        super().__init__(f"job {job_id} is {current}; cannot {wanted}")
-        self.job_id = job_id
-        self.current = current
-        self.wanted = wanted
-
-
-class ItemTooLarge(JobError):
-    """An item's inline input would risk DynamoDB's 400 KB item limit: store it in S3 and
-    pass ``input_key`` instead."""
-
-
-class InvalidCursor(JobError):
-    """A pagination cursor that this listing did not produce."""

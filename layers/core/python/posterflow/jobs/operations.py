@@ -10,9 +10,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from posterflow.errors import Reason
 from posterflow.jobs import _ddb as d
 from posterflow.jobs._expr import Expr
 from posterflow.jobs.counting import finish_item, set_total
+from posterflow.jobs.errors import (
+    JobNotFound,
+    JobStateConflict,
+)
 from posterflow.jobs.finalize_trigger import _maybe_start_finalize
 from posterflow.jobs.logs import add_log
 from posterflow.jobs.models import (
@@ -22,8 +27,6 @@ from posterflow.jobs.models import (
     Item,
     ItemStatus,
     Job,
-    JobNotFound,
-    JobStateConflict,
     JobStatus,
     NewItem,
 )
@@ -57,7 +60,8 @@ def cancel_job(job_id: str, *, mark_items: bool = True, deadline_s: float | None
             if deadline_s is not None and time.monotonic() - start > deadline_s:
                 remaining = True
                 break
-            outcome = finish_item(job_id, item.item_id, status=ItemStatus.CANCELLED, error="cancelled")
+            outcome = finish_item(job_id, item.item_id, status=ItemStatus.CANCELLED, error="cancelled",
+                                  error_code=Reason.CANCELLED)
             cancelled += outcome.counted
     return CancelOutcome(job=get_job(job_id), items_cancelled=cancelled, items_remaining=remaining)
 
@@ -79,7 +83,8 @@ def retry_failed(job_id: str, *, retryable: Callable[[Item], bool] | None = None
         if _reset_failed_item(job_id, item, move_job=not retried):
             retried.append(
                 item.model_copy(
-                    update={"status": ItemStatus.PENDING, "error": None, "output_key": None, "finished_at": None}
+                    update={"status": ItemStatus.PENDING, "error": None, "error_code": None, "output_key": None,
+                            "finished_at": None}
                 )
             )
     return retried
@@ -92,7 +97,9 @@ def _reset_failed_item(job_id: str, item: Item, *, move_job: bool) -> bool:
     it = Expr().set("status", ItemStatus.PENDING.value).set("updated_at", now)
     if item.error is not None:
         it.set("last_error", item.error)
-    it.remove("error").remove("output_key").remove("finished_at")
+    if item.error_code is not None:
+        it.set("last_error_code", item.error_code)
+    it.remove("error").remove("error_code").remove("output_key").remove("finished_at")
     it_cond = f"{it.name('status')} = {it.value(ItemStatus.FAILED.value)}"
     meta = Expr().add("processed", -1).add("failed", -1).set("updated_at", now).set("last_progress_at", time.time())
     ops: list[dict[str, Any]] = [
@@ -132,7 +139,8 @@ def sweep_stalled(older_than_s: float, *, now: float | None = None, job_ids: Ite
     ids of the jobs swept; also restarts finalize for complete jobs whose start was lost.
     ``job_ids`` limits the sweep to those jobs (an operator's "sweep this job")."""
     cutoff = (time.time() if now is None else now) - older_than_s
-    reason = f"stalled: no progress for {older_than_s:g} s"
+    why = f"no progress for {older_than_s:g} s"  # the items' error; their error_code is stalled
+    reason = f"stalled: {why}"
     swept: list[str] = []
     candidates = list(list_active_jobs()) if job_ids is None else [j for j in map(find_job, job_ids) if j]
     for job in candidates:
@@ -166,7 +174,8 @@ def sweep_stalled(older_than_s: float, *, now: float | None = None, job_ids: Ite
             put_items(job.job_id, [NewItem(item_id=i) for i in missing], if_absent=True)
         failed = 0
         for item_id in sorted([*pending, *missing]):
-            failed += finish_item(job.job_id, item_id, status=ItemStatus.FAILED, error=reason).counted
+            failed += finish_item(job.job_id, item_id, status=ItemStatus.FAILED, error=why,
+                                  error_code=Reason.STALLED).counted
         add_log(job.job_id, "WARNING", reason, {"items_failed": failed, "items_never_written": len(missing)})
         swept.append(job.job_id)
     return swept

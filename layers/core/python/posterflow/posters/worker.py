@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
 from posterflow import jobs, tenancy
+from posterflow.errors import Reason
 from posterflow.jobs import sqs_batch
 from posterflow.posters.pipeline import PosterError, PosterOutput, PosterSpec, PosterWork, render_posters
 
@@ -48,7 +49,8 @@ def render_batch(batch: list[sqs_batch.Received[PosterMessage]]) -> list[str]:
             logger.warning("dropping a render message of an unknown job", extra={"job_id": msg.job_id})
             continue
         if job.status == jobs.JobStatus.CANCELLED:
-            jobs.finish_item(msg.job_id, msg.item_id, status="cancelled", error="job cancelled")
+            jobs.finish_item(msg.job_id, msg.item_id, status="cancelled", error="job cancelled",
+                             error_code=Reason.CANCELLED)
             continue
         work.append(PosterWork(msg.spec, msg.job_id, msg.item_id, job.tenant))
         message_ids.append(received.message_id)
@@ -77,8 +79,7 @@ def record_outcomes(work: list[PosterWork], message_ids: list[str],
             redeliver.append(message_id)
             continue
         else:
-            recorded = jobs.ItemOutcome(item_id=item_id, status=jobs.ItemStatus.FAILED,
-                                        error=f"{outcome.code}: {outcome.message}")
+            recorded = jobs.ItemOutcome.failure(item_id, outcome)
         entries.append((job_id, recorded, message_id))
     redeliver.extend(jobs.finish_batch(entries))
     return redeliver
@@ -90,8 +91,8 @@ def handle_direct(event: dict[str, Any]) -> dict[str, Any]:
     try:
         spec = PosterSpec.model_validate(event.get("spec") or {})
     except ValidationError as exc:
-        return {"ok": False, "error": {"code": "invalid_request", "message": "invalid poster spec",
-                                       "details": json.loads(exc.json()), "status": 422}}
+        invalid = PosterError(Reason.INVALID_REQUEST, "invalid poster spec", json.loads(exc.json()))
+        return {"ok": False, "error": invalid.as_dict()}
     job_id = str(event.get("job_id") or f"sync-{uuid.uuid4().hex}")
     tenant = tenancy.normalise(str(event.get("tenant") or "") or None)
     (outcome,) = render_posters([PosterWork(spec, job_id, int(event.get("item_id", 0)), tenant)])

@@ -135,6 +135,7 @@ def item(raw: Mapping[str, Any], presign: Presign | None) -> dict[str, Any]:
         "url": url,
         "poster_url": url,
         "error": raw.get("error"),
+        "error_code": raw.get("error_code"),
         "generation_time_ms": round(total_ms) if isinstance(total_ms, int | float) else None,
     }
 

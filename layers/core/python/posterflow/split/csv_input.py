@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from posterflow import aws, jobs
+from posterflow.errors import Reason
 from posterflow.formats import csvreader
 from posterflow.posters import template_store
 from posterflow.split.base import ChunkWriter, Items, SplitFailed
@@ -27,7 +28,7 @@ def split_csv(state: dict[str, Any], write: ChunkWriter, *, max_rows: int) -> bo
     try:
         tv = template_store.get(job.template_id, tenant=job.tenant)
     except template_store.TemplateNotFound as exc:
-        raise SplitFailed(str(exc)) from None
+        raise SplitFailed(exc.message, reason=exc.reason) from None
     required = [p.name for p in tv.placeholders if p.required]
     checkpoint = csvreader.Checkpoint.from_dict(state["cursor"]) if state["cursor"] else None
     get_args: dict[str, Any] = {"Bucket": state["bucket"], "Key": state["key"], "IfMatch": state["etag"]}
@@ -40,18 +41,19 @@ def split_csv(state: dict[str, Any], write: ChunkWriter, *, max_rows: int) -> bo
     reader = csvreader.CsvReader(body, required_columns=required, checkpoint=checkpoint, max_rows=max_rows)
     spec_extra = job.metadata.get("spec", {}) if isinstance(job.metadata.get("spec"), dict) else {}
     pinned = tv.id
-    failures: dict[int, str] = {}  # rows that can never render, by item id, until finished
+    failures: dict[int, tuple[str, Reason]] = {}  # rows that can never render, by item id, until finished
 
     def items() -> Items:
         for row in reader:
             item_id = row.number - 1
             entity = _entity(row.values, item_id)
             spec = {**spec_extra, "template_id": pinned, "custom_data": row.values, "entity_id": entity}
-            error = row.error or _too_large(spec)
+            error, code = (row.error, row.error_code or Reason.MALFORMED) if row.error else (_too_large(spec),
+                                                                                          Reason.ROW_TOO_LARGE)
             if error:
                 # The row is an item that fails with its line and reason, so nothing is
                 # silently skipped; without a template_id it is left out of retries.
-                failures[item_id] = f"line {row.line}: {error}"
+                failures[item_id] = (f"line {row.line}: {error}", code)
                 yield jobs.NewItem(item_id=item_id, entity_id=entity[:MAX_FAILED_ENTITY_CHARS],
                                    input={"error": error, "line": row.line}), None
                 continue
@@ -64,8 +66,8 @@ def split_csv(state: dict[str, Any], write: ChunkWriter, *, max_rows: int) -> bo
     def settle(written: list[jobs.NewItem]) -> None:
         # Failed rows never reach a worker: finish them as soon as they are written, so a pause
         # or a crash cannot leave them pending; finishing counts each exactly once.
-        outcomes = [jobs.ItemOutcome(item_id=i.item_id, status=jobs.ItemStatus.FAILED, error=failures.pop(i.item_id))
-                    for i in written if i.item_id in failures]
+        outcomes = [jobs.ItemOutcome(item_id=i.item_id, status=jobs.ItemStatus.FAILED, error=error, error_code=code)
+                    for i in written if i.item_id in failures for error, code in [failures.pop(i.item_id)]]
         if outcomes:
             jobs.finish_items(job.job_id, outcomes)
 

@@ -54,4 +54,5 @@ def split_zip(state: dict[str, Any], write: ChunkWriter) -> bool:
 
 def _outcome(entry: zipindex.ZipEntry) -> jobs.ItemOutcome:
     status = jobs.ItemStatus.SKIPPED if entry.verdict == zipindex.Verdict.SKIP else jobs.ItemStatus.FAILED
-    return jobs.ItemOutcome(item_id=entry.index, status=status, error=f"{entry.reason}: {entry.detail}")
+    return jobs.ItemOutcome(item_id=entry.index, status=status, error=entry.detail or entry.reason,
+                            error_code=entry.reason)
