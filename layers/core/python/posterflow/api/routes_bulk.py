@@ -192,8 +192,10 @@ def submit_bulk(body: BulkRequest) -> tuple[dict[str, Any], int]:
     jobs.put_items(job.job_id, (jobs.NewItem(item_id=i, entity_id=entity, input={"error": error[0]})
                                 for i, entity, error in bad))
     enqueue.submit_posters(job.job_id, good)
-    for i, _, error in bad:
-        jobs.finish_item(job.job_id, i, status="failed", error=error[0], error_code=error[1])
+    counted = [jobs.ItemOutcome(item_id=i, status=jobs.ItemStatus.FAILED, error=error[0], error_code=error[1])
+               for i, _, error in bad
+               if jobs.finish_item(job.job_id, i, status="failed", error=error[0], error_code=error[1]).counted]
+    jobs.log_failed_items(job.job_id, counted, source="bulk rows")
     jobs.add_log(job.job_id, "INFO", f"bulk {body.bulk_method}: queued {len(good)} poster(s), "
                  f"{len(bad)} row(s) failed before rendering", {"template_id": tv.id})
     n = len(rows)

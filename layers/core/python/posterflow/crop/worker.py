@@ -189,5 +189,5 @@ def crop_batch(batch: list[sqs_batch.Received[CropMessage]]) -> list[str]:
             redeliver.append(received.message_id)
             continue
         outcomes.append((msg.job_id, outcome, received.message_id))
-    redeliver.extend(jobs.finish_batch(outcomes))
+    redeliver.extend(jobs.finish_batch(outcomes, source="crop"))
     return redeliver

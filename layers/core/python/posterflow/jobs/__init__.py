@@ -28,7 +28,8 @@ from posterflow.jobs.finalize_trigger import (
     check_completion,
     complete_job,
 )
-from posterflow.jobs.logs import add_log, list_logs
+from posterflow.jobs.logs import LEVELS as LOG_LEVELS
+from posterflow.jobs.logs import add_log, list_logs, log_failed_items
 from posterflow.jobs.models import (
     ACTIVE_JOB_STATUSES,
     ALLOWED_FROM,
@@ -77,6 +78,7 @@ __all__ = [
     "ALLOWED_FROM",
     "FINALIZE_HEAL_AFTER_S",
     "FINAL_JOB_STATUSES",
+    "LOG_LEVELS",
     "MAX_INLINE_INPUT_BYTES",
     "TERMINAL_ITEM_STATUSES",
     "CancelOutcome",
@@ -117,6 +119,7 @@ __all__ = [
     "list_items",
     "list_jobs",
     "list_logs",
+    "log_failed_items",
     "owned_job",
     "put_items",
     "retry_failed",

@@ -23,6 +23,7 @@ from posterflow.jobs.errors import (
     JobStateConflict,
 )
 from posterflow.jobs.finalize_trigger import _maybe_start_finalize
+from posterflow.jobs.logs import log_failed_items
 from posterflow.jobs.models import (
     FinishOutcome,
     FinishResult,
@@ -88,7 +89,7 @@ def finish_item(
 FINISH_BATCH = 50
 
 
-def finish_items(job_id: str, outcomes: Sequence[ItemOutcome]) -> list[FinishOutcome]:
+def finish_items(job_id: str, outcomes: Sequence[ItemOutcome], *, source: str = "worker") -> list[FinishOutcome]:
     """Record several outcomes of one job, each counted exactly once, in one transaction per
     :data:`FINISH_BATCH` items with one counter update for all of them; results in order.
 
@@ -96,12 +97,18 @@ def finish_items(job_id: str, outcomes: Sequence[ItemOutcome]) -> list[FinishOut
     job row is every worker's hot key). If any item had already left ``pending``, nothing of
     that transaction was written and its outcomes are recorded one by one instead."""
     results: list[FinishOutcome] = []
-    for start in range(0, len(outcomes), FINISH_BATCH):
-        results.extend(_finish_chunk(job_id, list(outcomes[start:start + FINISH_BATCH])))
+    try:
+        for start in range(0, len(outcomes), FINISH_BATCH):
+            results.extend(_finish_chunk(job_id, list(outcomes[start:start + FINISH_BATCH])))
+    finally:
+        # Every failed item this call counted leaves a log line naming it and its reason (one
+        # line per batch); a redelivered item counted before was logged then.
+        log_failed_items(job_id, [o for o, r in zip(outcomes, results, strict=False) if r.counted],
+                         source=source)
     return results
 
 
-def finish_batch(entries: Sequence[tuple[str, ItemOutcome, T]]) -> list[T]:
+def finish_batch(entries: Sequence[tuple[str, ItemOutcome, T]], *, source: str = "worker") -> list[T]:
     """A worker's batch: ``(job_id, outcome, tag)`` in message order. Records each job's
     outcomes with :func:`finish_items` (one by one if that fails) and returns the tags of the
     outcomes that could not be recorded, for the worker to leave for redelivery."""
@@ -111,17 +118,20 @@ def finish_batch(entries: Sequence[tuple[str, ItemOutcome, T]]) -> list[T]:
     unrecorded: list[T] = []
     for job_id, pairs in per_job.items():
         try:
-            finish_items(job_id, [outcome for outcome, _ in pairs])
+            finish_items(job_id, [outcome for outcome, _ in pairs], source=source)
             continue
         except Exception:
             _log.warning("recording a batch of %d outcomes of job %s failed; recording them one by one",
                          len(pairs), job_id, exc_info=True)
+        counted: list[ItemOutcome] = []
         for outcome, tag in pairs:
             try:
-                _finish_one(job_id, outcome)
+                if _finish_one(job_id, outcome).counted:
+                    counted.append(outcome)
             except Exception:
                 _log.exception("recording item %s of job %s failed", outcome.item_id, job_id)
                 unrecorded.append(tag)
+        log_failed_items(job_id, counted, source=source)
     return unrecorded
 
 

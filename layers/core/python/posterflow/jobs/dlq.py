@@ -55,7 +55,9 @@ def record_dead_letter(record: SQSRecord) -> None:
     try:
         outcome = jobs.finish_item(job_id, item_id, status="failed", error=reason, error_code=Reason.RETRIES_EXHAUSTED)
         if outcome.counted:
-            jobs.add_log(job_id, "ERROR", f"item {item_id} failed: {reason}")
+            jobs.add_log(job_id, "ERROR", f"item {item_id} failed: {reason}",
+                         {"source": "dlq", "items": [{"item_id": item_id, "error_code": Reason.RETRIES_EXHAUSTED.code,
+                                                      "error": reason}]})
     except (jobs.JobNotFound, jobs.ItemNotFound):
         logger.warning("dead-letter message for an unknown job or item", extra={"body": body})
     except Exception:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from posterflow.jobs import _ddb as d
 from posterflow.jobs._expr import Expr
-from posterflow.jobs.models import JobLog
+from posterflow.jobs.models import ItemOutcome, ItemStatus, JobLog
+
+_log = logging.getLogger(__name__)
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_MESSAGE_CHARS = 2000
@@ -23,11 +27,7 @@ _sequence = itertools.count()
 def add_log(
     job_id: str, level: str, message: str, details: dict[str, Any] | None = None, *, expires_at: int | None = None
 ) -> JobLog:
-    level = level.upper()
-    if level == "WARN":
-        level = "WARNING"
-    if level not in LEVELS:
-        raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
+    level = normalise_level(level)
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[: MAX_MESSAGE_CHARS - 15] + " ...[truncated]"
     if details is not None:
@@ -60,42 +60,97 @@ def add_log(
     return JobLog(job_id=job_id, log_id=sk, level=level, message=message, details=details, created_at=now)
 
 
+def normalise_level(level: str) -> str:
+    """``level`` as stored (upper case, ``WARN`` is ``WARNING``); :class:`ValueError` if unknown."""
+    level = level.upper()
+    if level == "WARN":
+        level = "WARNING"
+    if level not in LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
+    return level
+
+
 def list_logs(
-    job_id: str, *, limit: int = 100, cursor: str | None = None, newest_first: bool = False
+    job_id: str,
+    *,
+    limit: int = 100,
+    cursor: str | None = None,
+    newest_first: bool = False,
+    level: str | None = None,
 ) -> tuple[list[JobLog], str | None]:
+    """One page of a job's logs, oldest (or newest) first, optionally of one ``level``; the
+    cursor belongs to that listing (job, order and level) and is refused by any other."""
     if not 1 <= limit <= 1000:
         raise ValueError("limit must be within 1..1000")
-    scope = f"logs:{job_id}:{'desc' if newest_first else 'asc'}"
+    level = normalise_level(level) if level is not None else None
+    scope = f"logs:{job_id}:{'desc' if newest_first else 'asc'}:{level or '*'}"
     t = d.spec()
-    e = Expr()
-    condition = (
-        f"{e.name(t.partition_key)} = {e.value(d.job_pk(job_id))} AND "
-        f"begins_with({e.name(t.sort_key)}, {e.value(d.LOG_PREFIX)})"
-    )
-    kwargs: dict[str, Any] = {}
-    if cursor:
-        kwargs["ExclusiveStartKey"] = d.key(d.job_pk(job_id), d.decode_cursor(cursor, scope))
-    resp = d.ddb().query(
-        TableName=d.table(),
-        KeyConditionExpression=condition,
-        ExpressionAttributeNames=e.names,
-        ExpressionAttributeValues=e.values,
-        ScanIndexForward=not newest_first,
-        Limit=limit,
-        **kwargs,
-    )
-    logs = []
-    for raw in resp.get("Items", []):
-        v = d.from_item(raw)
-        logs.append(
-            JobLog(
-                job_id=job_id,
-                log_id=v[t.sort_key],
-                level=v["level"],
-                message=v["message"],
-                details=v.get("details"),
-                created_at=v["created_at"],
-            )
+    start_sk = d.decode_cursor(cursor, scope) if cursor else None
+    logs: list[JobLog] = []
+    last_sk: str | None = None
+    exhausted = False
+    # A filtered query may answer fewer than ``limit`` (or none) per call: read on until the
+    # page is full or the job's logs end.
+    while len(logs) < limit:
+        e = Expr()
+        condition = (
+            f"{e.name(t.partition_key)} = {e.value(d.job_pk(job_id))} AND "
+            f"begins_with({e.name(t.sort_key)}, {e.value(d.LOG_PREFIX)})"
         )
-    lek = resp.get("LastEvaluatedKey")
-    return logs, (d.encode_cursor(scope, lek[t.sort_key]["S"]) if lek else None)
+        kwargs: dict[str, Any] = {}
+        if level is not None:
+            kwargs["FilterExpression"] = f"{e.name('level')} = {e.value(level)}"
+        if start_sk is not None:
+            kwargs["ExclusiveStartKey"] = d.key(d.job_pk(job_id), start_sk)
+        resp = d.ddb().query(
+            TableName=d.table(),
+            KeyConditionExpression=condition,
+            ExpressionAttributeNames=e.names,
+            ExpressionAttributeValues=e.values,
+            ScanIndexForward=not newest_first,
+            Limit=limit - len(logs),
+            **kwargs,
+        )
+        for raw in resp.get("Items", []):
+            v = d.from_item(raw)
+            logs.append(
+                JobLog(
+                    job_id=job_id,
+                    log_id=v[t.sort_key],
+                    level=v["level"],
+                    message=v["message"],
+                    details=v.get("details"),
+                    created_at=v["created_at"],
+                )
+            )
+        lek = resp.get("LastEvaluatedKey")
+        if lek is None:
+            exhausted = True
+            break
+        start_sk = last_sk = lek[t.sort_key]["S"]
+    return logs, (None if exhausted or last_sk is None else d.encode_cursor(scope, last_sk))
+
+
+# Failed items named per log line, and the characters of each one's error kept in its details
+# (a line's details stay well under MAX_DETAILS_BYTES).
+FAILED_PER_LINE = 50
+FAILED_ERROR_CHARS = 200
+
+
+def log_failed_items(job_id: str, outcomes: Iterable[ItemOutcome], *, source: str) -> None:
+    """One ERROR line per :data:`FAILED_PER_LINE` failed items among ``outcomes``, naming each
+    item with its reason: ``details.items`` is ``[{"item_id", "error_code", "error"}]``.
+
+    Best effort: the items are already recorded, so a failed log write is only reported to the
+    function's own log (a worker must not redeliver a batch for it)."""
+    failed = [o for o in outcomes if o.status == ItemStatus.FAILED]
+    for start in range(0, len(failed), FAILED_PER_LINE):
+        chunk = failed[start:start + FAILED_PER_LINE]
+        named = ", ".join(f"{o.item_id} ({o.error_code.code if o.error_code else 'unknown'})" for o in chunk)
+        items = [{"item_id": o.item_id, "error_code": o.error_code.code if o.error_code else None,
+                  "error": (o.error or "")[:FAILED_ERROR_CHARS]} for o in chunk]
+        try:
+            add_log(job_id, "ERROR", f"{len(chunk)} item(s) failed ({source}): {named}",
+                    {"source": source, "items": items})
+        except Exception:
+            _log.warning("could not log %d failed item(s) of job %s", len(chunk), job_id, exc_info=True)

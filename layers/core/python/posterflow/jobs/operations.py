@@ -19,12 +19,13 @@ from posterflow.jobs.errors import (
     JobStateConflict,
 )
 from posterflow.jobs.finalize_trigger import _maybe_start_finalize
-from posterflow.jobs.logs import add_log
+from posterflow.jobs.logs import add_log, log_failed_items
 from posterflow.jobs.models import (
     ACTIVE_JOB_STATUSES,
     ALLOWED_FROM,
     CancelOutcome,
     Item,
+    ItemOutcome,
     ItemStatus,
     Job,
     JobStatus,
@@ -172,10 +173,12 @@ def sweep_stalled(older_than_s: float, *, now: float | None = None, job_ids: Ite
         missing = sorted(set(range(total)) - seen)
         if missing:
             put_items(job.job_id, [NewItem(item_id=i) for i in missing], if_absent=True)
-        failed = 0
+        failed: list[ItemOutcome] = []
         for item_id in sorted([*pending, *missing]):
-            failed += finish_item(job.job_id, item_id, status=ItemStatus.FAILED, error=why,
-                                  error_code=Reason.STALLED).counted
-        add_log(job.job_id, "WARNING", reason, {"items_failed": failed, "items_never_written": len(missing)})
+            outcome = ItemOutcome(item_id=item_id, status=ItemStatus.FAILED, error=why, error_code=Reason.STALLED)
+            if finish_item(job.job_id, item_id, status=outcome.status, error=why, error_code=Reason.STALLED).counted:
+                failed.append(outcome)
+        log_failed_items(job.job_id, failed, source="stall sweep")
+        add_log(job.job_id, "WARNING", reason, {"items_failed": len(failed), "items_never_written": len(missing)})
         swept.append(job.job_id)
     return swept

@@ -81,7 +81,7 @@ def record_outcomes(work: list[PosterWork], message_ids: list[str],
         else:
             recorded = jobs.ItemOutcome.failure(item_id, outcome)
         entries.append((job_id, recorded, message_id))
-    redeliver.extend(jobs.finish_batch(entries))
+    redeliver.extend(jobs.finish_batch(entries, source="render"))
     return redeliver
 
 

@@ -69,7 +69,7 @@ def split_csv(state: dict[str, Any], write: ChunkWriter, *, max_rows: int) -> bo
         outcomes = [jobs.ItemOutcome(item_id=i.item_id, status=jobs.ItemStatus.FAILED, error=error, error_code=code)
                     for i in written if i.item_id in failures for error, code in [failures.pop(i.item_id)]]
         if outcomes:
-            jobs.finish_items(job.job_id, outcomes)
+            jobs.finish_items(job.job_id, outcomes, source="splitter: CSV rows")
 
     done = write(items(), "render", cursor_of, settle)
     if reader.blank_rows and done:

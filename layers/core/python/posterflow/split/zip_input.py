@@ -47,7 +47,7 @@ def split_zip(state: dict[str, Any], write: ChunkWriter) -> bool:
         # split finishing them again is harmless.
         outcomes = [_outcome(not_photos.pop(i.item_id)) for i in written if i.item_id in not_photos]
         if outcomes:
-            jobs.finish_items(state["job_id"], outcomes)
+            jobs.finish_items(state["job_id"], outcomes, source="splitter: ZIP entries")
 
     return write(items(), "crop", cursor_of, settle)
 
