@@ -36,6 +36,7 @@ class Reason(StrEnum):
     INVALID_LIMIT = "invalid_limit"
     INVALID_CURSOR = "invalid_cursor"
     INVALID_STATUS = "invalid_status"
+    INVALID_LEVEL = "invalid_level"
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"

@@ -29,7 +29,8 @@ STATUS: dict[Reason, int] = {
     Reason.PAYLOAD_TOO_LARGE: _TOO_LARGE,
     **dict.fromkeys((
         Reason.VALIDATION_ERROR, Reason.TOO_DEEP, Reason.NUMBER_OUT_OF_RANGE, Reason.INVALID_REQUEST,
-        Reason.INVALID_LIMIT, Reason.INVALID_CURSOR, Reason.INVALID_STATUS, Reason.INVALID_IDEMPOTENCY_KEY,
+        Reason.INVALID_LIMIT, Reason.INVALID_CURSOR, Reason.INVALID_STATUS, Reason.INVALID_LEVEL,
+        Reason.INVALID_IDEMPOTENCY_KEY,
         Reason.IDEMPOTENCY_KEY_REUSED,
         # Bulk, batch and template input.
         Reason.INVALID_TEMPLATE, Reason.INVALID_CSV, Reason.COLUMNS_MISMATCH, Reason.NO_ROWS, Reason.INVALID_IMAGE,

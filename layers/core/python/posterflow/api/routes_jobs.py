@@ -62,24 +62,55 @@ def job_json(job: jobs.Job) -> dict[str, Any]:
     }
 
 
-def _with_results(job_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+# The ``status`` filter of a job's results, in the order error details name them.
+RESULT_STATUSES = ("failed", "succeeded", "skipped", "cancelled", "pending")
+LOG_LEVELS = jobs.LOG_LEVELS
+
+
+def _limit(limit: int) -> int:
     if not 1 <= limit <= 1000:
-        raise ApiError(Reason.INVALID_LIMIT, "limit must be between 1 and 1000")
+        raise ApiError(Reason.INVALID_LIMIT, "limit must be between 1 and 1000", {"min": 1, "max": 1000})
+    return limit
+
+
+def _with_results(job_id: str, limit: int, cursor: str | None, status: str | None) -> dict[str, Any]:
+    _limit(limit)
+    if status is not None and status not in RESULT_STATUSES:
+        raise ApiError(Reason.INVALID_STATUS, f"unknown item status {status!r}", {"allowed": list(RESULT_STATUSES)})
     job = jobs.owned_job(job_id)
-    items, next_cursor = jobs.list_items(job_id, limit=limit, cursor=cursor)  # InvalidCursor: invalid_cursor
+    # The cursor is scoped to the job and the filter: another's is invalid_cursor.
+    items, next_cursor = jobs.list_items(job_id, limit=limit, cursor=cursor, status=status)
     return {**job_json(job), "results": [result_json(i) for i in items], "next": next_cursor}
 
 
 @router.get("/api/templates/job/<job_id>")
 def seed_status(job_id: str, limit: Annotated[int, Query()] = 1000,
-                cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
-    return _with_results(job_id, limit, cursor)
+                cursor: Annotated[str | None, Query()] = None,
+                status: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+    return _with_results(job_id, limit, cursor, status)
 
 
 @router.get("/api/jobs/<job_id>")
 def job_status(job_id: str, limit: Annotated[int, Query()] = 1000,
-               cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
-    return _with_results(job_id, limit, cursor)
+               cursor: Annotated[str | None, Query()] = None,
+               status: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+    return _with_results(job_id, limit, cursor, status)
+
+
+@router.get("/api/jobs/<job_id>/logs")
+def job_logs(job_id: str, level: Annotated[str | None, Query()] = None, limit: Annotated[int, Query()] = 100,
+             cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+    """The job's log lines, newest first, optionally of one level (case-insensitive)."""
+    _limit(limit)
+    if level is not None and level.upper() not in LOG_LEVELS:
+        raise ApiError(Reason.INVALID_LEVEL, f"unknown log level {level!r}", {"allowed": list(LOG_LEVELS)})
+    jobs.owned_job(job_id)
+    logs, next_cursor = jobs.list_logs(job_id, limit=limit, cursor=cursor, newest_first=True,
+                                       level=level.upper() if level else None)
+    return {"job_id": job_id,
+            "logs": [{"timestamp": x.created_at, "level": x.level, "message": x.message, "details": x.details}
+                     for x in logs],
+            "next": next_cursor}
 
 
 @router.get("/api/jobs")
