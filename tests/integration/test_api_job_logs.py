@@ -196,3 +196,37 @@ def test_cursors_belong_to_one_job_and_one_filter(cloud: Any, jobs_: tuple[str, 
     # The same cursor goes on in its own listing.
     status, body = _get(cloud, f"/api/templates/job/{job_id}?status=failed&limit=1&cursor={failed}")
     assert status == 200 and [r["item_id"] for r in body["results"]] == [BAD[1]]
+
+
+def _error_items(cloud: Any, job_id: str) -> dict[int, str]:
+    named: dict[int, str] = {}
+    for line in _all_logs(cloud, job_id, "&level=ERROR"):
+        for failed in (line["details"] or {}).get("items", []):
+            assert str(failed["item_id"]) in line["message"]
+            named[failed["item_id"]] = failed["error_code"]
+    return named
+
+
+def test_bulk_rows_failed_before_rendering_are_logged(cloud: Any, jobs_: tuple[str, str]) -> None:
+    html = f"<p>{{{{ name }}}} {{{{ title }}}} {uuid.uuid4().hex}</p>"
+    status, body, _ = api(cloud, "POST", "/api/generate-bulk", {
+        "bulkMethod": "csv", "csvData": "name,title\nAna,CTO\nBen\nCy,CEO,extra\n", "csvTemplate": html,
+        "format": "jpeg", "width": 200, "height": 100})
+    assert status == 202 and body["failed_items"] == 2, body
+    job_id = body["job_id"]
+    named = _error_items(cloud, job_id)
+    assert set(named) == {1, 2} and all(named.values()), named
+    status, page = _get(cloud, f"/api/jobs/{job_id}?status=failed")
+    assert status == 200 and {(r["item_id"], r["error_code"]) for r in page["results"]} == set(named.items())
+
+
+def test_stall_sweep_logs_the_items_it_fails(cloud: Any) -> None:
+    import time
+
+    from posterflow import jobs
+
+    job = jobs.create_job("poster", 4)
+    jobs.put_items(job.job_id, [jobs.NewItem(item_id=i) for i in range(3)])  # item 3 never written
+    jobs.finish_item(job.job_id, 0, status="succeeded")
+    assert jobs.sweep_stalled(500, now=time.time() + 1000, job_ids=[job.job_id]) == [job.job_id]
+    assert _error_items(cloud, job.job_id) == dict.fromkeys((1, 2, 3), "stalled")
