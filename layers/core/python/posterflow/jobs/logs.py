@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from posterflow.jobs import _ddb as d
-from posterflow.jobs._expr import Expr
+from posterflow.jobs import _pages
 from posterflow.jobs.models import ItemOutcome, ItemStatus, JobLog
 
 _log = logging.getLogger(__name__)
@@ -85,50 +85,15 @@ def list_logs(
     level = normalise_level(level) if level is not None else None
     scope = f"logs:{job_id}:{'desc' if newest_first else 'asc'}:{level or '*'}"
     t = d.spec()
-    start_sk = d.decode_cursor(cursor, scope) if cursor else None
-    logs: list[JobLog] = []
-    last_sk: str | None = None
-    exhausted = False
-    # A filtered query may answer fewer than ``limit`` (or none) per call: read on until the
-    # page is full or the job's logs end.
-    while len(logs) < limit:
-        e = Expr()
-        condition = (
-            f"{e.name(t.partition_key)} = {e.value(d.job_pk(job_id))} AND "
-            f"begins_with({e.name(t.sort_key)}, {e.value(d.LOG_PREFIX)})"
-        )
-        kwargs: dict[str, Any] = {}
-        if level is not None:
-            kwargs["FilterExpression"] = f"{e.name('level')} = {e.value(level)}"
-        if start_sk is not None:
-            kwargs["ExclusiveStartKey"] = d.key(d.job_pk(job_id), start_sk)
-        resp = d.ddb().query(
-            TableName=d.table(),
-            KeyConditionExpression=condition,
-            ExpressionAttributeNames=e.names,
-            ExpressionAttributeValues=e.values,
-            ScanIndexForward=not newest_first,
-            Limit=limit - len(logs),
-            **kwargs,
-        )
-        for raw in resp.get("Items", []):
-            v = d.from_item(raw)
-            logs.append(
-                JobLog(
-                    job_id=job_id,
-                    log_id=v[t.sort_key],
-                    level=v["level"],
-                    message=v["message"],
-                    details=v.get("details"),
-                    created_at=v["created_at"],
-                )
-            )
-        lek = resp.get("LastEvaluatedKey")
-        if lek is None:
-            exhausted = True
-            break
-        start_sk = last_sk = lek[t.sort_key]["S"]
-    return logs, (None if exhausted or last_sk is None else d.encode_cursor(scope, last_sk))
+    raws, next_cursor = _pages.job_records(job_id, d.LOG_PREFIX, scope=scope, limit=limit, cursor=cursor,
+                                           where=("level", level) if level is not None else None,
+                                           newest_first=newest_first)
+    logs = []
+    for raw in raws:
+        v = d.from_item(raw)
+        logs.append(JobLog(job_id=job_id, log_id=v[t.sort_key], level=v["level"], message=v["message"],
+                           details=v.get("details"), created_at=v["created_at"]))
+    return logs, next_cursor
 
 
 # Failed items named per log line, and the characters of each one's error kept in its details

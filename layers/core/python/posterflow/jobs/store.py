@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from posterflow import config, tenancy, tokens
 from posterflow.jobs import _ddb as d
+from posterflow.jobs import _pages
 from posterflow.jobs._expr import Expr
 from posterflow.jobs.errors import (
     InvalidCursor,
@@ -494,39 +495,10 @@ def list_items(
     if not 1 <= limit <= 10_000:
         raise ValueError("limit must be within 1..10000")
     scope = f"items:{job_id}:{status or '*'}"
-    start_sk = d.decode_cursor(cursor, scope) if cursor else None
-    t = d.spec()
-    out: list[Item] = []
-    last_sk: str | None = None
-    exhausted = False
-    while len(out) < limit:
-        e = Expr()
-        condition = (
-            f"{e.name(t.partition_key)} = {e.value(d.job_pk(job_id))} AND "
-            f"begins_with({e.name(t.sort_key)}, {e.value(d.ITEM_PREFIX)})"
-        )
-        kwargs: dict[str, Any] = {}
-        if status is not None:
-            kwargs["FilterExpression"] = f"{e.name('status')} = {e.value(ItemStatus(status).value)}"
-        if start_sk is not None:
-            kwargs["ExclusiveStartKey"] = d.key(d.job_pk(job_id), start_sk)
-        resp = d.ddb().query(
-            TableName=d.table(),
-            KeyConditionExpression=condition,
-            ExpressionAttributeNames=e.names,
-            ExpressionAttributeValues=e.values,
-            Limit=limit - len(out),
-            ConsistentRead=consistent,
-            **kwargs,
-        )
-        out.extend(_item_from_item(raw) for raw in resp.get("Items", []))
-        lek = resp.get("LastEvaluatedKey")
-        if lek is None:
-            exhausted = True
-            break
-        start_sk = last_sk = lek[t.sort_key]["S"]
-    next_cursor = None if exhausted or last_sk is None else d.encode_cursor(scope, last_sk)
-    return out, next_cursor
+    raws, next_cursor = _pages.job_records(
+        job_id, d.ITEM_PREFIX, scope=scope, limit=limit, cursor=cursor, consistent=consistent,
+        where=("status", ItemStatus(status).value) if status is not None else None)
+    return [_item_from_item(raw) for raw in raws], next_cursor
 
 
 def iter_items(
