@@ -69,3 +69,11 @@ def test_webhook_signature_round_trip_and_failures() -> None:
         tokens.verify_webhook_signature(body, header, secret=SECRET, now=1_700_001_000)
     with pytest.raises(tokens.TokenInvalid):
         tokens.verify_webhook_signature(body, "v1=abc", secret=SECRET)
+
+
+def test_non_ascii_digits_are_malformed_not_numbers() -> None:
+    # str.isdigit() accepts "\u0661\u0662\u0663" (Arabic-Indic 123) and int() reads it as 123, so a
+    # signature made for t=123 verified under a timestamp no receiver would write.
+    digest = tokens.webhook_signature(b"{}", secret=b"k", timestamp=123).split("v1=", 1)[1]
+    with pytest.raises(tokens.TokenInvalid):
+        tokens.verify_webhook_signature(b"{}", f"t=\u0661\u0662\u0663,v1={digest}", secret=b"k", now=123)

@@ -96,7 +96,7 @@ def verify_download_token(job_id: str, token: str, *, now: float | None = None,
     is malformed or tampered with and :class:`TokenExpired` when it is genuine but old. The
     signature is checked first, so an edited expiry reads as tampered, never as expired."""
     expires_text, sep, signature = token.partition(".")
-    if not sep or not expires_text.isdigit() or len(expires_text) > 12:
+    if not sep or not (expires_text.isascii() and expires_text.isdigit()) or len(expires_text) > 12:
         raise TokenInvalid("the download link is malformed")
     if not _matches(f"download:{job_id}:{expires_text}", signature, secret):
         raise TokenInvalid("the download link is not valid for this job")
@@ -127,7 +127,7 @@ def verify_webhook_signature(body: bytes, header: str, *, secret: bytes, toleran
     pairs = [p.split("=", 1) for p in header.split(",") if "=" in p]
     t_text = next((v for k, v in pairs if k == "t"), "")
     signatures = [v.encode() for k, v in pairs if k == "v1" and v]
-    if not t_text.isdigit() or not signatures:
+    if not (t_text.isascii() and t_text.isdigit()) or not signatures:
         raise TokenInvalid("malformed signature header")
     expected = _webhook_digest(body, secret, int(t_text)).encode()
     # Any one v1 matching is enough: a delivery made during a rotation carries one per secret.
