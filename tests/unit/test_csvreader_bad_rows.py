@@ -11,22 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posterflow.formats.csvreader import Checkpoint, CsvReader, CsvRow, read_rows
+from tests.unit.test_csvreader_reading import Trickle  # a stream that answers reads a little at a time
 
 HEADER = b"username,score\n"
-
-
-class Trickle(io.RawIOBase):
-    """A stream answering each read with at most ``step`` bytes; remembers the largest ask."""
-
-    def __init__(self, data: bytes, step: int = 4096) -> None:
-        self._data, self._pos, self._step = data, 0, step
-        self.max_read = 0
-
-    def read(self, amt: int = -1, /) -> bytes:
-        self.max_read = max(self.max_read, amt)
-        chunk = self._data[self._pos:self._pos + min(self._step, amt if amt >= 0 else self._step)]
-        self._pos += len(chunk)
-        return chunk
 
 
 def _good(start: int, count: int) -> bytes:

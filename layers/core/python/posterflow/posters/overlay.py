@@ -133,7 +133,7 @@ def apply_overlays(
     elif fmt == "WEBP":
         result.save(buf, "WEBP", quality=quality, method=2)
     elif fmt == "PNG":
-        # Level 1: ~3x faster than the default 6 for a few percent more bytes (MEASURED.md).
+        # Level 1: ~3x faster than the default 6 for a few percent more bytes (bench/render.py; README, Benchmarks).
         out = result if base.mode in ("RGBA", "LA", "P") else result.convert("RGB")
         out.save(buf, "PNG", compress_level=1)
     else:

@@ -1,6 +1,6 @@
 """HTML → PNG/JPEG/WebP/PDF with one warm headless Chromium per process.
 
-Why it is shaped like this (figures in MEASURED.md and bench/render.py):
+Why it is shaped like this (figures from bench/render.py, in the README's Benchmarks):
 
 - Launching Chromium costs ~0.6 s, so one browser lives as long as the process (a warm Lambda)
   and is relaunched only after a crash or after ``restart_after`` renders, so a long-lived
