@@ -25,7 +25,8 @@ from posterflow_local.lambda_runtime import Handler, LambdaRuntime, LocalFunctio
 from posterflow_local.provision import local_signing_secret, provision, provision_signing_secret
 
 log = logging.getLogger("posterflow.local")
-STATIC_DIR = r.REPO_ROOT / "local" / "dashboard"
+# The dashboard page is package data of the library: the deployed API serves the same files.
+STATIC_DIR = r.REPO_ROOT / "layers" / "core" / "python" / "posterflow" / "api" / "dashboard"
 # Garbage-collector thresholds while a local cloud runs (see LocalCloud.start).
 LOCAL_GC_THRESHOLD = (20_000, 50, 100)
 
