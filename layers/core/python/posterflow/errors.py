@@ -90,6 +90,12 @@ class Reason(StrEnum):
     UNSUPPORTED_OUTPUT = "unsupported_output"
     JAVASCRIPT_DISABLED = "javascript_disabled"
 
+    # Fabric.js canvas templates (posterflow.posters.canvas) and QR codes (posterflow.posters.qr).
+    CANVAS_INVALID = "canvas_invalid"
+    MAPPING_INVALID = "mapping_invalid"
+    TEXT_OVERFLOW = "text_overflow"
+    QR_TOO_LONG = "qr_too_long"
+
     # Rendering (posterflow.render).
     RENDER_FAILED = "render_failed"  # the page failed (422)
     RENDER_FUNCTION_FAILED = "render_function_failed"  # the render function crashed: code render_failed (502)
