@@ -96,8 +96,9 @@ class CanvasResult(BaseModel):
 
 
 class CanvasRenderer(Protocol):
-    """``posterflow.render.canvas`` provides one: many canvases in parallel pages of the warm
-    engine; one bad canvas fails alone (its slot holds the exception: ``TextOverflow`` for a
-    fit rule, a ``RenderError`` for anything else)."""
+    """``posterflow.render.canvas.get_renderer()`` answers the process's one (on the warm engine):
+    many canvases in parallel pages; one bad canvas fails alone — its slot holds the exception:
+    ``TextOverflow`` for a fit rule, a ``posterflow.render.errors.RenderError`` (``BrowserCrashed``,
+    ``RenderTimeout``, ``ChromiumNotFound`` …) for anything else, as ``Engine.render_many`` does."""
 
     def render_canvases(self, canvases: Sequence[FilledCanvas]) -> list[CanvasResult | Exception]: ...
