@@ -74,6 +74,11 @@ class Reason(StrEnum):
     COLUMNS_MISMATCH = "columns_mismatch"
     NO_ROWS = "no_rows"
     INVALID_IMAGE = "invalid_image"
+    # The multipart ZIP upload (posterflow.api.routes_upload_zip).
+    INVALID_MULTIPART = "invalid_multipart"
+    MISSING_FILE = "missing_file"
+    INVALID_ZIP = "invalid_zip"
+    NO_PHOTOS = "no_photos"
     PROFILE_SOURCE_NOT_CONFIGURED = "profile_source_not_configured"
     PROFILE_FAILED = "profile_failed"
 

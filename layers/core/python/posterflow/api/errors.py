@@ -25,6 +25,7 @@ STATUS: dict[Reason, int] = {
     # The request's shape.
     Reason.MALFORMED_JSON: 400,
     Reason.INVALID_ENCODING: 400,
+    Reason.INVALID_MULTIPART: 400,
     Reason.UNSUPPORTED_MEDIA_TYPE: 415,
     Reason.PAYLOAD_TOO_LARGE: _TOO_LARGE,
     **dict.fromkeys((
@@ -34,6 +35,7 @@ STATUS: dict[Reason, int] = {
         Reason.IDEMPOTENCY_KEY_REUSED,
         # Bulk, batch and template input.
         Reason.INVALID_TEMPLATE, Reason.INVALID_CSV, Reason.COLUMNS_MISMATCH, Reason.NO_ROWS, Reason.INVALID_IMAGE,
+        Reason.MISSING_FILE, Reason.INVALID_ZIP, Reason.NO_PHOTOS,
         Reason.INVALID_TEMPLATE_ID, Reason.TEMPLATE_ERROR, Reason.TEMPLATE_INVALID, Reason.TEMPLATE_SYNTAX_ERROR,
         Reason.TEMPLATE_OUTPUT_TOO_LARGE, Reason.TEMPLATE_TIMEOUT, Reason.TEMPLATE_TOO_DEEP,
         Reason.MISSING_PLACEHOLDERS, Reason.UNSUPPORTED_OUTPUT, Reason.JAVASCRIPT_DISABLED,
