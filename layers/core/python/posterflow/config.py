@@ -164,6 +164,14 @@ PROFILE_URL_TEMPLATE = _register(Setting(
     Scope.DEPLOYMENT))
 WEBHOOK_TIMEOUT_S = _register(Setting("POSTERFLOW_WEBHOOK_TIMEOUT_S", "seconds a webhook delivery may take",
                                      Scope.DEPLOYMENT, default="10"))
+CANVAS_MAX_BYTES = _register(Setting("POSTERFLOW_CANVAS_MAX_BYTES",
+                                    "largest Fabric.js canvas template (`canvas_json`, UTF-8 bytes) an upload may carry",
+                                    Scope.DEPLOYMENT, default="2097152"))
+UPLOAD_ZIP_MAX_BYTES = _register(Setting(
+    "POSTERFLOW_UPLOAD_ZIP_MAX_BYTES",
+    "largest multipart body `POST /api/batch/upload-zip` accepts, in bytes (413 above it); the default "
+    "4 MiB is what fits a Lambda proxy payload once API Gateway has base64-encoded it",
+    Scope.DEPLOYMENT, default=str(4 * 1024 * 1024)))
 
 # ---- tests and local experiments only ---------------------------------------------------------
 
@@ -295,6 +303,10 @@ def webhook_allow_loopback() -> bool:
 
 def webhook_timeout_s() -> float:
     return float(WEBHOOK_TIMEOUT_S.required())
+
+
+def upload_zip_max_bytes() -> int:
+    return int(UPLOAD_ZIP_MAX_BYTES.required())
 
 
 def aws_region() -> str:
