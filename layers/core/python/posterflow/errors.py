@@ -67,9 +67,11 @@ class Reason(StrEnum):
     TOO_MANY_ROWS = "too_many_rows"
     TOO_MANY_IDENTIFIERS = "too_many_identifiers"
     TOO_MANY_IMAGES = "too_many_images"
+    SYNC_BATCH_TOO_LARGE = "sync_batch_too_large"
 
     # Bulk and batch input.
     INVALID_TEMPLATE = "invalid_template"
+    MERGE_PDF_NEEDS_PDF = "merge_pdf_needs_pdf"
     INVALID_CSV = "invalid_csv"
     COLUMNS_MISMATCH = "columns_mismatch"
     NO_ROWS = "no_rows"
@@ -168,6 +170,7 @@ class Reason(StrEnum):
     CANCELLED = "cancelled"
     STALLED = "stalled"
     RETRIES_EXHAUSTED = "retries_exhausted"
+    MERGE_FAILED = "merge_failed"
 
     @property
     def code(self) -> str:

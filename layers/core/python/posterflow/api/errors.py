@@ -36,6 +36,7 @@ STATUS: dict[Reason, int] = {
         # Bulk, batch and template input.
         Reason.INVALID_TEMPLATE, Reason.INVALID_CSV, Reason.COLUMNS_MISMATCH, Reason.NO_ROWS, Reason.INVALID_IMAGE,
         Reason.MISSING_FILE, Reason.INVALID_ZIP, Reason.NO_PHOTOS,
+        Reason.MERGE_PDF_NEEDS_PDF, Reason.SYNC_BATCH_TOO_LARGE,
         Reason.INVALID_TEMPLATE_ID, Reason.TEMPLATE_ERROR, Reason.TEMPLATE_INVALID, Reason.TEMPLATE_SYNTAX_ERROR,
         Reason.TEMPLATE_OUTPUT_TOO_LARGE, Reason.TEMPLATE_TIMEOUT, Reason.TEMPLATE_TOO_DEEP,
         Reason.MISSING_PLACEHOLDERS, Reason.UNSUPPORTED_OUTPUT, Reason.JAVASCRIPT_DISABLED,
@@ -76,6 +77,7 @@ ITEM_ONLY: frozenset[Reason] = frozenset({
     Reason.ENCODING, Reason.BINARY, Reason.MALFORMED, Reason.LINE_TOO_LONG, Reason.DUPLICATE_COLUMN,
     Reason.MISSING_COLUMNS, Reason.ROW_LIMIT, Reason.EXTRA_CELLS, Reason.MISSING_VALUES, Reason.ROW_TOO_LARGE,
     Reason.INPUT_UNUSABLE, Reason.CANCELLED, Reason.STALLED, Reason.RETRIES_EXHAUSTED,
+    Reason.MERGE_FAILED,
 })
 """Reasons recorded on failed items (and failed jobs), never answered by the API."""
 
