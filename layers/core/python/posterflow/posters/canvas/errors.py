@@ -21,6 +21,12 @@ class CanvasInvalid(CanvasError):
     reason = Reason.CANVAS_INVALID
 
 
+class CanvasTooLarge(CanvasInvalid):
+    """The canvas JSON is over its size limit (``POSTERFLOW_CANVAS_MAX_BYTES``): 413 as a too-big HTML template."""
+
+    reason = Reason.TEMPLATE_TOO_LARGE
+
+
 class MappingInvalid(CanvasError):
     """A variable mapping cannot apply to its object (index out of range, no box, unknown type)."""
 
