@@ -37,6 +37,7 @@ class Reason(StrEnum):
     INVALID_CURSOR = "invalid_cursor"
     INVALID_STATUS = "invalid_status"
     INVALID_LEVEL = "invalid_level"
+    INVALID_DATE = "invalid_date"
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"

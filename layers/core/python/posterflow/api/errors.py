@@ -31,6 +31,7 @@ STATUS: dict[Reason, int] = {
     **dict.fromkeys((
         Reason.VALIDATION_ERROR, Reason.TOO_DEEP, Reason.NUMBER_OUT_OF_RANGE, Reason.INVALID_REQUEST,
         Reason.INVALID_LIMIT, Reason.INVALID_CURSOR, Reason.INVALID_STATUS, Reason.INVALID_LEVEL,
+        Reason.INVALID_DATE,
         Reason.INVALID_IDEMPOTENCY_KEY,
         Reason.IDEMPOTENCY_KEY_REUSED,
         # Bulk, batch and template input.

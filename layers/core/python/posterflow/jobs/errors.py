@@ -50,3 +50,15 @@ class InvalidCursor(JobError):
     """A pagination cursor that this listing did not produce."""
 
     reason = Reason.INVALID_CURSOR
+
+
+class InvalidDateRange(JobError):
+    """A stats range that is not ``YYYY-MM-DD`` days, ends before it starts or is too long."""
+
+    reason = Reason.INVALID_DATE
+
+
+class StatsTimeout(JobError):
+    """A stats read ran past its time budget."""
+
+    reason = Reason.TIMEOUT
