@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -117,6 +117,13 @@ class StackSpec(_Spec):
     job_retention_days: int = 30
     api_stage: str = "prod"
     websocket_stage: str = "prod"
+    # Bodies the REST API hands to the function base64-encoded (multipart ZIP uploads); the
+    # CDK stack's binaryMediaTypes and the local gateway both read this. A request's
+    # Accept header matching one also makes API Gateway decode a base64 *response*, so only
+    # upload types are listed.
+    api_binary_media_types: tuple[str, ...] = ("multipart/form-data", "application/zip")
+    # API Gateway's fixed cap on a REST request body (413 REQUEST_TOO_LARGE above it).
+    api_max_request_bytes: int = 10 * 1024 * 1024
     # Whether tenants' templates may run JavaScript (POSTERFLOW_TEMPLATE_JAVASCRIPT): off unless
     # a deployment decides its tenants are trusted with it.
     template_javascript: Literal["allow", "deny"] = "deny"
@@ -144,6 +151,16 @@ class StackSpec(_Spec):
     def queue(self, key: str) -> QueueSpec:
         for q in self.queues:
             if q.key == key:
+    @property
+    def api_too_large_error(self) -> dict[str, Any]:
+        """The API's error shape for a body over :attr:`api_max_request_bytes`: the stack's
+        ``REQUEST_TOO_LARGE`` gateway response and the local gateway both answer it (413)."""
+        return {"error": {
+            "code": "payload_too_large",
+            "message": f"request body is over API Gateway's {self.api_max_request_bytes} bytes; upload big ZIPs "
+                       "or CSVs with POST /api/uploads (a presigned PUT, up to 5 GB)",
+            "details": {"max_bytes": self.api_max_request_bytes, "use": "POST /api/uploads"}}}
+
                 return q
         raise KeyError(f"no queue {key!r} in the resource spec")
 
