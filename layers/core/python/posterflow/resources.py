@@ -142,15 +142,6 @@ class StackSpec(_Spec):
     def dlq_visibility_timeout_s(self) -> int:
         return 6 * self.function(self.dlq_consumer).timeout_s
 
-    def function(self, key: str) -> FunctionSpec:
-        for fn in self.functions:
-            if fn.key == key:
-                return fn
-        raise KeyError(f"no function {key!r} in the resource spec")
-
-    def queue(self, key: str) -> QueueSpec:
-        for q in self.queues:
-            if q.key == key:
     @property
     def api_too_large_error(self) -> dict[str, Any]:
         """The API's error shape for a body over :attr:`api_max_request_bytes`: the stack's
@@ -161,6 +152,15 @@ class StackSpec(_Spec):
                        "or CSVs with POST /api/uploads (a presigned PUT, up to 5 GB)",
             "details": {"max_bytes": self.api_max_request_bytes, "use": "POST /api/uploads"}}}
 
+    def function(self, key: str) -> FunctionSpec:
+        for fn in self.functions:
+            if fn.key == key:
+                return fn
+        raise KeyError(f"no function {key!r} in the resource spec")
+
+    def queue(self, key: str) -> QueueSpec:
+        for q in self.queues:
+            if q.key == key:
                 return q
         raise KeyError(f"no queue {key!r} in the resource spec")
 
