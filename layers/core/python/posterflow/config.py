@@ -164,6 +164,19 @@ PROFILE_URL_TEMPLATE = _register(Setting(
     Scope.DEPLOYMENT))
 WEBHOOK_TIMEOUT_S = _register(Setting("POSTERFLOW_WEBHOOK_TIMEOUT_S", "seconds a webhook delivery may take",
                                      Scope.DEPLOYMENT, default="10"))
+SYNC_BATCH_MAX = _register(Setting(
+    "POSTERFLOW_SYNC_BATCH_MAX",
+    "most items a `generate-batch` with `mode` `sync`/`auto` renders inline (answering 200 with results)",
+    Scope.DEPLOYMENT, default="25"))
+SYNC_BATCH_DEADLINE_S = _register(Setting(
+    "POSTERFLOW_SYNC_BATCH_DEADLINE_S",
+    "seconds an inline batch may take before the API answers 202 and the rest goes on asynchronously "
+    "(capped by the API function's remaining time less a margin)",
+    Scope.DEPLOYMENT, default="20"))
+MERGED_PDF_PART_PAGES = _register(Setting(
+    "POSTERFLOW_MERGED_PDF_PART_PAGES",
+    "most pages in one merged PDF of a `merge_pdf` batch; a larger job gets parts (`merged_pdf_urls`)",
+    Scope.DEPLOYMENT, default="2000"))
 CANVAS_MAX_BYTES = _register(Setting("POSTERFLOW_CANVAS_MAX_BYTES",
                                     "largest Fabric.js canvas template (`canvas_json`, UTF-8 bytes) an upload may carry",
                                     Scope.DEPLOYMENT, default="2097152"))
@@ -303,6 +316,18 @@ def webhook_allow_loopback() -> bool:
 
 def webhook_timeout_s() -> float:
     return float(WEBHOOK_TIMEOUT_S.required())
+
+
+def sync_batch_max() -> int:
+    return int(SYNC_BATCH_MAX.required())
+
+
+def sync_batch_deadline_s() -> float:
+    return float(SYNC_BATCH_DEADLINE_S.required())
+
+
+def merged_pdf_part_pages() -> int:
+    return max(1, int(MERGED_PDF_PART_PAGES.required()))
 
 
 def upload_zip_max_bytes() -> int:
