@@ -2,7 +2,9 @@
 overlay logo and profile photo, store it in S3 under a deterministic key.
 
 Both modes of ``fn render`` (SQS batches and the synchronous direct invoke behind
-``POST /api/generate``) go through :func:`render_posters`.
+``POST /api/generate``) go through :func:`render_posters`. A canvas template (seed 002) is
+filled in Python (:mod:`posterflow.posters.canvas.fill`) and drawn by the canvas renderer
+(``posterflow.render.canvas``) on the same warm engine; overlays and the output key are shared.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from posterflow import aws, config, tenancy
-from posterflow.errors import Reason
+from posterflow.errors import PosterflowError, Reason
 from posterflow.net import sources
 from posterflow.posters import overlay, template_store, templating
+from posterflow.posters.canvas import fill as canvas_fill
+from posterflow.posters.canvas import spec as canvas_spec
 from posterflow.posters.errors import PosterError as PosterError
 from posterflow.render import engine as render_engine
 from posterflow.render import sizes
@@ -40,6 +44,7 @@ class PosterSpec(BaseModel):
     height: int | None = None
     scale: float | None = None
     quality: int = Field(85, ge=1, le=100)
+    bleed_mm: float | None = Field(None, ge=0, le=20, description="print PDF bleed (canvas templates)")
     logo: str | None = Field(None, description="S3 key you own (plain or s3://), allow-listed URL or data: URI")
     profile_image: str | None = None
     entity_id: str | None = None
@@ -91,9 +96,33 @@ def fetch_source(ref: str, what: str, tenant: str) -> bytes:
 
 
 class _Prepared(BaseModel):
+    """A filled poster ready to draw: an HTML ``request`` for the engine, or a ``canvas``."""
+
     model_config = ConfigDict(arbitrary_types_allowed=True)
     template: template_store.TemplateVersion
-    request: render_engine.RenderRequest
+    request: render_engine.RenderRequest | None = None
+    canvas: canvas_spec.FilledCanvas | None = None
+
+
+def _prepare_canvas(spec: PosterSpec, tv: template_store.TemplateVersion, tenant: str) -> _Prepared:
+    """Fill a canvas version with the item's data (see :mod:`posterflow.posters.canvas.fill`)."""
+    try:
+        fmt = sizes.parse_format(spec.format or tv.format)
+        # The canvas's pixel size times scale must be a bitmap the engine can make.
+        sizes.resolve_size(width=tv.width, height=tv.height, scale=spec.scale)
+        paper = spec.size or tv.size
+        if paper:
+            sizes.resolve_size(paper)
+    except (sizes.UnsupportedFormat, sizes.UnsupportedSize) as exc:
+        raise PosterError(exc.reason, exc.message) from None
+    output = canvas_spec.CanvasOutput(format=fmt, scale=spec.scale or 1.0, quality=spec.quality, size=paper,
+                                      bleed_mm=spec.bleed_mm if spec.bleed_mm is not None else (tv.bleed_mm or 0.0))
+    try:
+        filled = canvas_fill.fill(template_store.canvas_of(tv), spec.custom_data, output=output,
+                                  columns=spec.columns, fetch=lambda ref, what: fetch_source(ref, what, tenant))
+    except PosterflowError as exc:
+        raise PosterError(exc.reason, exc.message, exc.details) from None
+    return _Prepared(template=tv, canvas=filled)
 
 
 def prepare(spec: PosterSpec, tenant: str,
@@ -106,6 +135,8 @@ def prepare(spec: PosterSpec, tenant: str,
         cache[(tenant, spec.template_id)] = tv
     except (template_store.InvalidTemplateId, template_store.TemplateNotFound) as exc:
         raise PosterError(exc.reason, exc.message) from None
+    if tv.kind == "canvas":
+        return _prepare_canvas(spec, tv, tenant)
     try:
         fmt = sizes.parse_format(spec.format or tv.format)
         size = sizes.resolve_size(spec.size or (tv.size if not (tv.width and tv.height) else None),
@@ -124,7 +155,8 @@ def prepare(spec: PosterSpec, tenant: str,
     return _Prepared(template=tv, request=request)
 
 
-def finish(prepared: _Prepared, result: render_engine.RenderResult, work: PosterWork, started: float) -> PosterOutput:
+def finish(prepared: _Prepared, result: render_engine.RenderResult | canvas_spec.CanvasResult, work: PosterWork,
+           started: float) -> PosterOutput:
     spec, data = work.spec, result.data
     if spec.logo or spec.profile_image:
         logo = fetch_source(spec.logo, "logo", work.tenant) if spec.logo else None
@@ -140,8 +172,27 @@ def finish(prepared: _Prepared, result: render_engine.RenderResult, work: Poster
         key=key, content_type=result.content_type, bytes=len(data),
         generation_time_ms=int((time.perf_counter() - started) * 1000),
         template_id=tv.id, template_version_used=tv.version, template_name=tv.name,
-        width=result.width, height=result.height, blocked_urls=list(result.blocked_urls),
+        width=result.width, height=result.height, blocked_urls=list(getattr(result, "blocked_urls", ())),
     )
+
+
+def _render_canvases(canvases: list[canvas_spec.FilledCanvas]) -> list[canvas_spec.CanvasResult | Exception]:
+    from posterflow.render import canvas as canvas_render  # the Chromium canvas renderer
+
+    return canvas_render.get_renderer().render_canvases(canvases)
+
+
+def _as_item_error(outcome: Exception) -> PosterError:
+    """A render slot's exception as the item's error; infrastructure failures raise."""
+    if isinstance(outcome, render_engine.ChromiumNotFound):
+        raise outcome
+    if isinstance(outcome, render_engine.RenderError):
+        # A crashed browser is relaunched by the engine; the item deserves another try.
+        crashed = isinstance(outcome, render_engine.BrowserCrashed)
+        return PosterError(outcome.reason, outcome.message, outcome.details, retryable=crashed)
+    if isinstance(outcome, PosterflowError):  # text_overflow and the renderer's other input errors
+        return PosterError(outcome.reason, outcome.message, outcome.details)
+    raise outcome
 
 
 def render_posters(work: list[PosterWork]) -> list[PosterOutput | PosterError]:
@@ -158,20 +209,24 @@ def render_posters(work: list[PosterWork]) -> list[PosterOutput | PosterError]:
             prepared[i] = prepare(one.spec, one.tenant, templates)
         except PosterError as exc:
             results[i] = exc
-    order = list(prepared)
-    rendered = render_engine.get_engine().render_many([prepared[i].request for i in order]) if order else []
-    to_finish: list[tuple[int, render_engine.RenderResult]] = []
-    for i, outcome in zip(order, rendered, strict=True):
-        if isinstance(outcome, render_engine.ChromiumNotFound):
-            raise outcome
-        if isinstance(outcome, render_engine.RenderError):
-            # A crashed browser is relaunched by the engine; the item deserves another try.
-            crashed = isinstance(outcome, render_engine.BrowserCrashed)
-            results[i] = PosterError(outcome.reason, outcome.message, retryable=crashed)
+    html = [i for i, p in prepared.items() if p.request is not None]
+    canvases = [i for i, p in prepared.items() if p.canvas is not None]
+    rendered: list[tuple[int, render_engine.RenderResult | canvas_spec.CanvasResult | Exception]] = []
+    if html:
+        requests = [r for i in html if (r := prepared[i].request) is not None]
+        rendered.extend(zip(html, render_engine.get_engine().render_many(requests), strict=True))
+    if canvases:
+        filled = [c for i in canvases if (c := prepared[i].canvas) is not None]
+        rendered.extend(zip(canvases, _render_canvases(filled), strict=True))
+    to_finish: list[tuple[int, render_engine.RenderResult | canvas_spec.CanvasResult]] = []
+    for i, outcome in sorted(rendered, key=lambda pair: pair[0]):
+        if isinstance(outcome, Exception):
+            results[i] = _as_item_error(outcome)
         else:
             to_finish.append((i, outcome))
 
-    def finish_one(i: int, outcome: render_engine.RenderResult) -> PosterOutput | PosterError:
+    def finish_one(i: int, outcome: render_engine.RenderResult | canvas_spec.CanvasResult,
+                   ) -> PosterOutput | PosterError:
         try:
             return finish(prepared[i], outcome, work[i], started)
         except PosterError as exc:

@@ -1,4 +1,8 @@
-"""Versioned HTML templates: metadata in DynamoDB, HTML in S3 (docs/architecture.md, data model).
+"""Versioned templates: metadata in DynamoDB, the source in S3 (docs/architecture.md, data model).
+
+A version is of one ``kind``: ``html`` (the HTML under ``templates/<tenant>/<section>/v<N>.html``)
+or ``canvas`` (a Fabric.js canvas with its variable mappings, :mod:`posterflow.posters.canvas`,
+stored as one JSON document under ``…/v<N>.json``); ``html_key`` is the S3 key of either.
 
 A template id is ``<section>_latest`` (the active version), ``<section>_v<N>`` or just
 ``<section>`` (also the active version). Uploading creates version N+1; activating moves the
@@ -15,13 +19,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from posterflow import aws, config, tenancy
 from posterflow.posters import templating
+from posterflow.posters.canvas import model as canvas_model
 from posterflow.posters.errors import InvalidTemplateId as InvalidTemplateId
 from posterflow.posters.errors import TemplateNotFound as TemplateNotFound
 from posterflow.resources import stack_spec
@@ -29,6 +35,7 @@ from posterflow.resources import stack_spec
 _ID = re.compile(r"^(?P<section>[A-Za-z0-9][A-Za-z0-9_-]{0,63}?)(?:_(?:latest|v(?P<version>\d{1,6})))?$")
 SECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 LIST_KEY = "TEMPLATES#{tenant}"
+TemplateKind = Literal["html", "canvas"]
 
 
 class TemplateVersion(BaseModel):
@@ -36,13 +43,15 @@ class TemplateVersion(BaseModel):
     section: str
     version: int
     name: str
-    html_key: str
+    html_key: str = Field(description="S3 key of the source: the HTML, or a canvas version's JSON document")
+    kind: TemplateKind = "html"
     placeholders: list[templating.Placeholder]
     width: int | None = None
     height: int | None = None
     size: str | None = None
     format: str = "png"
     javascript: bool = False
+    bleed_mm: float | None = None
     created_at: str
     is_active: bool = False
 
@@ -77,7 +86,8 @@ def _from_item(item: dict[str, Any], active: int | None) -> TemplateVersion:
     data = aws_item_to_py(item)
     return TemplateVersion(
         id=f"{data['section']}_v{int(data['version'])}", section=data["section"], version=int(data["version"]),
-        name=data["name"], html_key=data["html_key"],
+        name=data["name"], html_key=data["html_key"], kind=data.get("kind", "html"),
+        bleed_mm=float(data["bleed_mm"]) if data.get("bleed_mm") is not None else None,
         placeholders=[templating.Placeholder(**p) for p in data.get("placeholders", [])],
         width=int(data["width"]) if data.get("width") else None,
         height=int(data["height"]) if data.get("height") else None,
@@ -120,21 +130,44 @@ def upload(section: str, name: str, html: str, *, set_as_active: bool = True, wi
     for given in placeholders or []:
         if given.name in found:
             found[given.name] = given
+    return _store_version(owner, section, html.encode("utf-8"), "html", "text/html; charset=utf-8", {
+        "name": name, "kind": "html", "placeholders": [p.model_dump() for p in found.values()], "width": width,
+        "height": height, "size": size, "format": fmt, "javascript": javascript,
+    }, set_as_active=set_as_active)
+
+
+def upload_canvas(section: str, name: str, canvas: canvas_model.CanvasTemplate, *, set_as_active: bool = True,
+                  size: str | None = None, fmt: str = "png", bleed_mm: float | None = None,
+                  placeholders: list[templating.Placeholder] | None = None,
+                  tenant: str | None = None) -> TemplateVersion:
+    """Store a new canvas version (``canvas`` already validated: :func:`canvas_model.validate`)."""
+    owner = _tenant(tenant)
+    if not SECTION.match(section):
+        raise InvalidTemplateId(f"invalid section {section!r}: letters, digits and '-' only, at most 64")
+    found = canvas_model.placeholders(canvas, placeholders)
+    body = canvas.model_dump_json().encode("utf-8")
+    return _store_version(owner, section, body, "json", "application/json", {
+        "name": name, "kind": "canvas", "placeholders": [p.model_dump() for p in found], "width": canvas.width,
+        "height": canvas.height, "size": size, "format": fmt, "javascript": False,
+        "bleed_mm": Decimal(str(bleed_mm)) if bleed_mm is not None else None,
+    }, set_as_active=set_as_active)
+
+
+def _store_version(owner: str, section: str, body: bytes, ext: str, content_type: str, fields: dict[str, Any], *,
+                   set_as_active: bool) -> TemplateVersion:
+    """Version N+1 of the section: the source under ``…/v<N>.<ext>``, then its record."""
     ddb, table = aws.client("dynamodb"), config.table()
     version = int(ddb.update_item(
         TableName=table, Key={"PK": {"S": _pk(owner, section)}, "SK": {"S": "COUNTER"}},
         UpdateExpression="ADD next_version :one", ExpressionAttributeValues={":one": {"N": "1"}},
         ReturnValues="UPDATED_NEW",
     )["Attributes"]["next_version"]["N"])
-    html_key = tenancy.scoped_key(stack_spec().bucket.templates_prefix, owner, f"{section}/v{version:06d}.html")
-    aws.client("s3").put_object(Bucket=config.bucket(), Key=html_key, Body=html.encode("utf-8"),
-                                ContentType="text/html; charset=utf-8")
+    html_key = tenancy.scoped_key(stack_spec().bucket.templates_prefix, owner, f"{section}/v{version:06d}.{ext}")
+    aws.client("s3").put_object(Bucket=config.bucket(), Key=html_key, Body=body, ContentType=content_type)
     data = {
         "PK": _pk(owner, section), "SK": _sk(version), "GSI1PK": LIST_KEY.format(tenant=owner),
-        "GSI1SK": f"{section}#{version:06d}",
-        "section": section, "version": version, "name": name, "html_key": html_key,
-        "placeholders": [p.model_dump() for p in found.values()], "width": width, "height": height,
-        "size": size, "format": fmt, "javascript": javascript, "created_at": _now(),
+        "GSI1SK": f"{section}#{version:06d}", "section": section, "version": version, "html_key": html_key,
+        **fields, "created_at": _now(),
     }
     ddb.put_item(TableName=table, Item=_to_item(data), ConditionExpression="attribute_not_exists(PK)")
     if set_as_active or _active_version(owner, section) is None:
@@ -177,6 +210,19 @@ def _html_cached(bucket: str, key: str) -> str:
 
 def html_of(tv: TemplateVersion) -> str:
     return _html_cached(config.bucket(), tv.html_key)
+
+
+@lru_cache(maxsize=64)
+def _canvas_cached(bucket: str, key: str) -> canvas_model.CanvasTemplate:
+    body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return canvas_model.CanvasTemplate.model_validate_json(body)
+
+
+def canvas_of(tv: TemplateVersion) -> canvas_model.CanvasTemplate:
+    """A canvas version's template (validated when it was stored; cached like the HTML)."""
+    if tv.kind != "canvas":
+        raise ValueError(f"{tv.id} is an {tv.kind} template")
+    return _canvas_cached(config.bucket(), tv.html_key)
 
 
 def list_templates(section: str | None = None, *, tenant: str | None = None) -> list[TemplateVersion]:

@@ -17,7 +17,7 @@ from jinja2.runtime import LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from markupsafe import Markup
 
-from posterflow.posters.templating import budgets
+from posterflow.posters.templating import budgets, helpers
 from posterflow.posters.templating.budgets import (
     _COMPILING,
     _SIZED,
@@ -107,6 +107,7 @@ class _BudgetedEnvironment(ImmutableSandboxedEnvironment):
         super().__init__(autoescape=True, undefined=jinja2.Undefined, finalize=_finalize)
         self._budget_lexer = _BudgetLexer(self)
         self.globals["lipsum"] = _lipsum
+        self.globals["qr"] = helpers.qr
         self.filters[_ITERATE] = _iterate
         for name, func in list(self.filters.items()):
             if name != _ITERATE:
