@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from posterflow.errors import Reason
 from posterflow.jobs import _ddb as d
+from posterflow.jobs import stats
 from posterflow.jobs._expr import Expr
 from posterflow.jobs.errors import (
     JobNotFound,
@@ -72,8 +73,12 @@ def finish_item(
     # a redelivery (rare) pays for one cancelled transaction instead of every item paying for
     # a read.
     now = d.now_iso()
+    # The aggregates' ADD rides in the same transaction (jobs/stats.py): a redelivery that
+    # fails the item's condition changes no stats either.
+    recording = stats.record_op(job_id, [outcome], now)
     try:
-        d.transact([_item_update(job_id, outcome, now), _counter_update(job_id, [outcome], now)])
+        d.transact([_item_update(job_id, outcome, now), _counter_update(job_id, [outcome], now),
+                    *([recording.operation] if recording else [])])
     except ClientError as exc:
         codes = d.cancellation_codes(exc)
         if codes[:1] == ["ConditionalCheckFailed"]:
@@ -81,11 +86,13 @@ def finish_item(
         if codes[1:2] == ["ConditionalCheckFailed"]:
             raise JobNotFound(job_id) from exc
         raise
+    stats.after_commit(recording)
     after, started = _after_counting(job_id)
     return FinishOutcome(result=FinishResult.FINISHED, item_status=status, job=after, finalize_started=started)
 
 
-# Items per transaction in finish_items: DynamoDB allows 100 actions, one is the counter update.
+# Items per transaction in finish_items: DynamoDB allows 100 actions; one more is the counter
+# update and one the stats aggregate.
 FINISH_BATCH = 50
 
 
@@ -141,15 +148,18 @@ def _finish_chunk(job_id: str, outcomes: list[ItemOutcome]) -> list[FinishOutcom
     if any(o.status == ItemStatus.PENDING for o in outcomes):
         raise ValueError("an item is finished with a terminal status, not pending")
     now = d.now_iso()
+    recording = stats.record_op(job_id, outcomes, now)
     try:
-        d.transact([*(_item_update(job_id, o, now) for o in outcomes), _counter_update(job_id, outcomes, now)])
+        d.transact([*(_item_update(job_id, o, now) for o in outcomes), _counter_update(job_id, outcomes, now),
+                    *([recording.operation] if recording else [])])
     except ClientError as exc:
         codes = d.cancellation_codes(exc)
-        if "ConditionalCheckFailed" in codes[:-1]:  # a redelivery among them: count each on its own
+        if "ConditionalCheckFailed" in codes[:len(outcomes)]:  # a redelivery among them: count each on its own
             return [_finish_one(job_id, o) for o in outcomes]
         if codes[len(outcomes):len(outcomes) + 1] == ["ConditionalCheckFailed"]:
             raise JobNotFound(job_id) from exc
         raise
+    stats.after_commit(recording)
     after, started = _after_counting(job_id)
     return [FinishOutcome(result=FinishResult.FINISHED, item_status=o.status, job=after,
                           finalize_started=started and i == len(outcomes) - 1) for i, o in enumerate(outcomes)]

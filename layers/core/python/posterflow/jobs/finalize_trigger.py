@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from posterflow import aws, config
 from posterflow.jobs import _ddb as d
+from posterflow.jobs import stats
 from posterflow.jobs._expr import Expr
 from posterflow.jobs.errors import (
     JobStateConflict,
@@ -122,6 +123,7 @@ def complete_job(
             job_id, job.status, f"complete round {finalize_round} (the job is on round {job.finalize_round})"
         )
     if job.status in _DONE_STATUSES:
+        stats.count_completion(job)  # heals a completion whose count a crash lost (else a no-op)
         return job
     if not job.is_complete:
         raise JobStateConflict(job_id, job.status, f"complete with {job.processed} of {job.total} items processed")
@@ -135,6 +137,9 @@ def complete_job(
     allowed = [JobStatus.CANCELLED] if target == JobStatus.CANCELLED else [*ALLOWED_FROM[target]]
     if archive_key is not None:
         fields["archive_key"] = archive_key
-    return set_status(job_id, target, allowed_from=allowed, extra_condition=guard, **fields)
+    done = set_status(job_id, target, allowed_from=allowed, extra_condition=guard, **fields)
+    # The job's first completion counts once in the stats (jobs/stats.py: a flag on the job).
+    stats.count_completion(done)
+    return done
 
 

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from posterflow.errors import Reason
 from posterflow.jobs import _ddb as d
+from posterflow.jobs import stats
 from posterflow.jobs._expr import Expr
 from posterflow.jobs.counting import finish_item, set_total
 from posterflow.jobs.errors import (
@@ -117,6 +118,10 @@ def _reset_failed_item(job_id: str, item: Item, *, move_job: bool) -> bool:
     else:
         meta_cond = f"attribute_exists({meta.name(t.partition_key)})"
         ops.append({"Update": {"TableName": d.table(), "Key": d.key(pk, d.META), **meta.params(meta_cond)}})
+    # The stats take the failure back too (jobs/stats.py), so they keep agreeing with the counters.
+    uncount = stats.uncount_failed_op(job_id, item.finished_at)
+    if uncount is not None:
+        ops.append(uncount)
     try:
         d.transact(ops)
         return True
