@@ -22,13 +22,16 @@ class Access:
     notes: str = field(default="", compare=False)
 
 
+# Both priority lanes of the render and crop work (posterflow.jobs.lanes).
+WORK_QUEUES = ("render", "render_urgent", "crop", "crop_urgent")
+
 ACCESS: dict[str, Access] = {
-    "api": Access(bucket=True, table=True, send_to=("split", "render", "crop"), invoke=("render",),
+    "api": Access(bucket=True, table=True, send_to=("split", *WORK_QUEUES), invoke=("render",),
                   start_workflows=("finalize",), signing_secret=True,
                   notes="creates jobs (job tokens), enqueues batches, presigns uploads/downloads, renders single"
                         " posters synchronously, restarts finalize on retry, checks download links, tells a"
                         " tenant its webhook secret"),
-    "splitter": Access(bucket=True, table=True, send_to=("split", "render", "crop"), start_workflows=("finalize",),
+    "splitter": Access(bucket=True, table=True, send_to=("split", *WORK_QUEUES), start_workflows=("finalize",),
                        signing_secret=True,
                        notes="reads uploads, creates the jobs of S3 drops (job tokens), fans out one message per"
                              " item, queues its own continuation"),

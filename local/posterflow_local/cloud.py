@@ -169,8 +169,10 @@ class LocalCloud:
         assert self.refs is not None
         for q in self.spec.queues:
             if q.consumer:
+                # Each lane has pollers of its own (QueueSpec.local_concurrency), as each has its
+                # own event source in AWS: a busy normal lane never holds the urgent lane's.
                 self.add_sqs_source(self.refs.queue_urls[q.key], self.spec.function(q.consumer).name,
-                                    batch_size=q.batch_size)
+                                    batch_size=q.batch_size, concurrency=q.local_concurrency)
             # Messages that exhausted their retries: the DLQ consumer records the failure.
             self.add_sqs_source(self.refs.queue_urls[f"{q.key}_dlq"], self.spec.function(self.spec.dlq_consumer).name,
                                 batch_size=self.spec.dlq_batch_size, concurrency=1)

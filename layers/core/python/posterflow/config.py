@@ -111,7 +111,8 @@ BUCKET = _register(Setting("POSTERFLOW_BUCKET", "data bucket (uploads, outputs, 
 TABLE = _register(Setting("POSTERFLOW_TABLE", "jobs table", Scope.STACK))
 QUEUE_URL = _register(Setting(
     "POSTERFLOW_{key}_QUEUE_URL",
-    "URL of a work queue (SPLIT, RENDER, CROP) or of its dead-letter queue (SPLIT_DLQ, …)",
+    "URL of a work queue (SPLIT, RENDER, RENDER_URGENT, CROP, CROP_URGENT) or of its dead-letter queue "
+    "(SPLIT_DLQ, …)",
     Scope.STACK))
 STATE_MACHINE_ARN = _register(Setting("POSTERFLOW_{key}_STATE_MACHINE_ARN", "a workflow (FINALIZE)",
                                      Scope.STACK))

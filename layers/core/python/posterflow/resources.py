@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from posterflow import config
 
@@ -19,6 +19,10 @@ PROJECT = "posterflow"
 REPO_ROOT = Path(__file__).resolve().parents[4]
 STATEMACHINE_DIR = REPO_ROOT / "infra" / "statemachines"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
+
+
+LaneName = Literal["urgent", "normal"]
+"""A priority lane (posterflow.jobs.lanes decides a job's lane from its priority)."""
 
 
 class _Spec(BaseModel):
@@ -37,6 +41,11 @@ class QueueSpec(_Spec):
     batch_size: int = 10
     max_batching_window_s: int = 0
     max_concurrency: int = Field(2, ge=2, description="SQS event source maximum concurrency")
+    lane: LaneName | None = Field(None, description="the priority lane of the consumer's work this queue carries "
+                                                    "(None: the consumer has one queue)")
+    local_concurrency: int | None = Field(
+        None, ge=1, description="the local cloud's pollers of this queue, its stand-in for max_concurrency "
+                                "(None: the consumer's local_concurrency)")
 
 
 class FunctionSpec(_Spec):
@@ -48,7 +57,7 @@ class FunctionSpec(_Spec):
     memory_mb: int
     timeout_s: int
     # How many instances run at once on the local cloud; in AWS, the event source's
-    # maximum concurrency bounds the same thing.
+    # maximum concurrency bounds the same thing (a function fed by lanes: the sum of its lanes').
     local_concurrency: int = 1
 
     @property
@@ -152,6 +161,21 @@ class StackSpec(_Spec):
                        "or CSVs with POST /api/uploads (a presigned PUT, up to 5 GB)",
             "details": {"max_bytes": self.api_max_request_bytes, "use": "POST /api/uploads"}}}
 
+    @model_validator(mode="after")
+    def _lanes_are_whole(self) -> StackSpec:
+        """A function fed by lanes has exactly one queue per lane, and its local concurrency is
+        the sum of its lanes' (as its reserved concurrency in AWS is the sum of their maxima)."""
+        for fn in self.functions:
+            fed = [q for q in self.queues if q.consumer == fn.key]
+            if not any(q.lane for q in fed):
+                continue
+            if sorted(q.lane or "" for q in fed) != ["normal", "urgent"]:
+                raise ValueError(f"{fn.key}: a function fed by lanes has one urgent and one normal queue, no other")
+            local = [q.local_concurrency for q in fed]
+            if None in local or fn.local_concurrency != sum(n or 0 for n in local):
+                raise ValueError(f"{fn.key}: local_concurrency must be the sum of its lanes' local_concurrency")
+        return self
+
     def function(self, key: str) -> FunctionSpec:
         for fn in self.functions:
             if fn.key == key:
@@ -164,11 +188,36 @@ class StackSpec(_Spec):
                 return q
         raise KeyError(f"no queue {key!r} in the resource spec")
 
+    def lane(self, consumer: str, lane: LaneName) -> QueueSpec:
+        """The queue of ``consumer``'s work in ``lane``; a function with one queue has it in
+        every lane."""
+        fed = [q for q in self.queues if q.consumer == consumer]
+        for q in fed:
+            if q.lane == lane or (q.lane is None and len(fed) == 1):
+                return q
+        raise KeyError(f"no {lane} lane for {consumer!r} in the resource spec")
+
+    def reserved_concurrency(self, key: str) -> int | None:
+        """The reserved concurrency of a function fed by lanes: the sum of its lanes' maximum
+        concurrency, so the normal lane can never use the urgent lane's share (None: not reserved)."""
+        lanes = [q.max_concurrency for q in self.queues if q.consumer == key and q.lane is not None]
+        return sum(lanes) if lanes else None
+
     def state_machine(self, key: str) -> StateMachineSpec:
         for sm in self.state_machines:
             if sm.key == key:
                 return sm
         raise KeyError(f"no state machine {key!r} in the resource spec")
+
+
+# The lanes' capacity. In AWS each lane's event source has its maximum concurrency and the
+# function reserves their sum; on the local cloud each lane has its own pollers and the
+# function as many instances as its lanes' pollers together, so the urgent lane always finds
+# an instance free of normal work.
+URGENT_MAX_CONCURRENCY = 10
+RENDER_LOCAL_CONCURRENCY = 2
+CROP_LOCAL_CONCURRENCY = 2
+URGENT_LOCAL_CONCURRENCY = 2
 
 
 @functools.lru_cache(maxsize=16)
@@ -203,7 +252,7 @@ def stack_spec(prefix: str = PROJECT) -> StackSpec:
             description="Renders posters with headless Chromium",
             memory_mb=3008,
             timeout_s=120,
-            local_concurrency=2,
+            local_concurrency=RENDER_LOCAL_CONCURRENCY + URGENT_LOCAL_CONCURRENCY,
         ),
         FunctionSpec(
             key="crop",
@@ -212,7 +261,7 @@ def stack_spec(prefix: str = PROJECT) -> StackSpec:
             description="Detects faces and crops photos",
             memory_mb=1536,
             timeout_s=60,
-            local_concurrency=2,
+            local_concurrency=CROP_LOCAL_CONCURRENCY + URGENT_LOCAL_CONCURRENCY,
         ),
         FunctionSpec(
             key="progress",
@@ -249,6 +298,8 @@ def stack_spec(prefix: str = PROJECT) -> StackSpec:
             batch_size=1,
             max_concurrency=5,
         ),
+        # Priority lanes (posterflow.jobs.lanes): the normal lane keeps the queue names and
+        # keys of one-queue days; the urgent lane has capacity of its own.
         QueueSpec(
             key="render",
             name=name("render"),
@@ -257,6 +308,19 @@ def stack_spec(prefix: str = PROJECT) -> StackSpec:
             consumer="render",
             batch_size=10,
             max_concurrency=50,
+            lane="normal",
+            local_concurrency=RENDER_LOCAL_CONCURRENCY,
+        ),
+        QueueSpec(
+            key="render_urgent",
+            name=name("render-urgent"),
+            dlq_name=name("render-urgent-dlq"),
+            visibility_timeout_s=720,
+            consumer="render",
+            batch_size=10,
+            max_concurrency=URGENT_MAX_CONCURRENCY,
+            lane="urgent",
+            local_concurrency=URGENT_LOCAL_CONCURRENCY,
         ),
         QueueSpec(
             key="crop",
@@ -266,6 +330,19 @@ def stack_spec(prefix: str = PROJECT) -> StackSpec:
             consumer="crop",
             batch_size=10,
             max_concurrency=50,
+            lane="normal",
+            local_concurrency=CROP_LOCAL_CONCURRENCY,
+        ),
+        QueueSpec(
+            key="crop_urgent",
+            name=name("crop-urgent"),
+            dlq_name=name("crop-urgent-dlq"),
+            visibility_timeout_s=360,
+            consumer="crop",
+            batch_size=10,
+            max_concurrency=URGENT_MAX_CONCURRENCY,
+            lane="urgent",
+            local_concurrency=URGENT_LOCAL_CONCURRENCY,
         ),
     )
     return StackSpec(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from posterflow.jobs import lanes
 
 
 def _no_empty_keys(value: Any, path: str = "") -> Any:
@@ -23,3 +25,17 @@ def _no_empty_keys(value: Any, path: str = "") -> Any:
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_no_empty_keys)]
 JsonObjects = Annotated[list[dict[str, Any]], AfterValidator(_no_empty_keys)]
+
+
+def _priority(value: Any) -> int | None:
+    # JSON integers; digit strings too, as the seeds' lax integer fields took them (a form field).
+    try:
+        return lanes.priority_from_text(value) if isinstance(value, str) else lanes.check_priority(value)
+    except lanes.InvalidPriority as exc:
+        raise ValueError(exc.message) from None
+
+
+Priority = Annotated[int | None, BeforeValidator(_priority), Field(
+    description="1 (most urgent) to 10, BullMQ's convention; 1–3 run in the urgent lane, 4–10 and absent in the "
+                "normal lane")]
+"""A job's priority (:mod:`posterflow.jobs.lanes`); a value outside 1–10 is a 422 naming the range."""

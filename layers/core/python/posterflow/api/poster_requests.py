@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from posterflow import jobs
-from posterflow.api.fields import JsonObject, JsonObjects
+from posterflow.api.fields import JsonObject, JsonObjects, Priority
 from posterflow.jobs import enqueue
 from posterflow.posters import template_store
 
@@ -37,6 +37,7 @@ class GenerateRequest(OutputOptions):
     entity_id: str | None = None
     notify_email: str | None = None
     webhook_url: str | None = None
+    priority: Priority = None
 
 
 class BatchRequest(OutputOptions):
@@ -46,6 +47,7 @@ class BatchRequest(OutputOptions):
     name: str | None = None
     notify_email: str | None = None
     webhook_url: str | None = None
+    priority: Priority = None
 
 
 def entity_id_of(data: dict[str, Any], index: int) -> str:
@@ -65,7 +67,7 @@ PER_ITEM_OVERLAYS = ("profile_image", "logo")
 
 def poster_spec(opts: OutputOptions, template_id: str, data: dict[str, Any], entity_id: str) -> dict[str, Any]:
     spec = opts.model_dump(exclude_none=True, exclude={"template_id", "custom_data", "items", "metadata", "name",
-                                                       "notify_email", "webhook_url", "entity_id"})
+                                                       "notify_email", "webhook_url", "entity_id", "priority"})
     data = dict(data)
     for key in PER_ITEM_OVERLAYS:
         if isinstance(data.get(key), str) and data[key]:
@@ -76,15 +78,15 @@ def poster_spec(opts: OutputOptions, template_id: str, data: dict[str, Any], ent
 
 def submit_posters(opts: OutputOptions, template_id: str, rows: list[dict[str, Any]], *, metadata: dict[str, Any],
             name: str | None, notify_email: str | None, webhook_url: str | None,
-            entity_ids: list[str] | None = None) -> jobs.Job:
+            entity_ids: list[str] | None = None, priority: int | None = None) -> jobs.Job:
     tv = template_store.get(template_id)  # 404 before any job exists
     job = jobs.create_job("poster", total=len(rows), template_id=tv.id, template_section=tv.section,
                           template_version=tv.version, notify_email=notify_email, webhook_url=webhook_url,
-                          metadata=metadata, name=name)
+                          metadata=metadata, name=name, priority=priority)
     ids = entity_ids or [entity_id_of(row, i) for i, row in enumerate(rows)]
     work = [(i, poster_spec(opts, tv.id, row, ids[i]), ids[i]) for i, row in enumerate(rows)]
     if len(work) <= DIRECT_SUBMIT_MAX:
-        enqueue.submit_posters(job.job_id, work)
+        enqueue.submit_posters(job.job_id, work, priority=job.priority)
         jobs.add_log(job.job_id, "INFO", f"queued {len(rows)} poster(s) from template {tv.id}")
     else:
         # Writing thousands of items and messages would not fit API Gateway's 29 s: hand the

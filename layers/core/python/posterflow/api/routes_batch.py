@@ -22,11 +22,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from posterflow import config, jobs, tenancy
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
-from posterflow.api.fields import JsonObject
+from posterflow.api.fields import JsonObject, Priority
 from posterflow.api.links import job_links, presigned_get
 from posterflow.crop import CropOptions
 from posterflow.errors import Reason
-from posterflow.jobs import enqueue
+from posterflow.jobs import enqueue, lanes
 from posterflow.net import sources
 
 router = Router()
@@ -83,7 +83,7 @@ class AddImagesRequest(BaseModel):
                                  pattern=r"^[A-Za-z0-9_-]{1,64}$",
                                  description="optional, chosen by the caller: repeating a request is then safe")
     project_id: str | None = Field(None, validation_alias=_alias("projectId", "project_id"), max_length=200)
-    priority: int | None = Field(None, description="accepted for the seed's callers; SQS has no priorities")
+    priority: Priority = None
     name: str | None = Field(None, max_length=200)
     options: BatchCropOptions = BatchCropOptions()
     notify_email: str | None = Field(None, validation_alias=_alias("notifyEmail", "notify_email"), max_length=320)
@@ -144,7 +144,8 @@ def _replay(job: jobs.Job, fingerprint: str, sources: list[dict[str, str]], buck
     if jobs.count_items(job.job_id) < len(sources):
         jobs.put_items(job.job_id, (_new_item(i, s, bucket) for i, s in enumerate(sources)), if_absent=True)
     pending = [i.item_id for i in jobs.iter_items(job.job_id, status="pending", consistent=True)]
-    return enqueue.send_messages("crop", (_message(job.job_id, i, sources[i], bucket, options) for i in pending))
+    return enqueue.send_messages(lanes.queue_key("crop", job.priority),
+                                 (_message(job.job_id, i, sources[i], bucket, options) for i in pending))
 
 
 def _create(body: AddImagesRequest, sources: list[dict[str, str]], fingerprint: str, bucket: str,
@@ -153,16 +154,16 @@ def _create(body: AddImagesRequest, sources: list[dict[str, str]], fingerprint: 
                 "crop_options": options.model_dump(mode="json")}
     if body.project_id is not None:
         metadata["projectId"] = body.project_id
-    if body.priority is not None:
-        metadata["priority"] = body.priority
     try:
         job = jobs.create_job("crop", total=len(sources), job_id=body.batch_id, name=body.name,
-                              notify_email=body.notify_email, webhook_url=body.webhook_url, metadata=metadata)
+                              notify_email=body.notify_email, webhook_url=body.webhook_url, metadata=metadata,
+                              priority=body.priority)
     except jobs.ItemTooLarge as exc:
         raise ApiError(Reason.METADATA_TOO_LARGE, str(exc)) from None
     # Items first, so a fast worker always finds its item.
     jobs.put_items(job.job_id, (_new_item(i, s, bucket) for i, s in enumerate(sources)))
-    enqueue.send_messages("crop", (_message(job.job_id, i, s, bucket, options) for i, s in enumerate(sources)))
+    enqueue.send_messages(lanes.queue_key("crop", job.priority),
+                          (_message(job.job_id, i, s, bucket, options) for i, s in enumerate(sources)))
     jobs.add_log(job.job_id, "INFO", f"queued {len(sources)} image(s) for face crops")
     return job
 
@@ -175,6 +176,7 @@ def batch_json(job: jobs.Job) -> dict[str, Any]:
         "jobId": job.job_id,
         "kind": str(job.kind),
         "status": str(job.status),
+        "priority": job.priority,
         "imageCount": total,
         "progress": {"processed": job.processed, "total": total, "failed": job.failed,
                      "succeeded": job.succeeded, "skipped": job.skipped, "cancelled": job.cancelled},

@@ -28,7 +28,7 @@ from pydantic import ConfigDict, Field, model_validator
 from posterflow import jobs
 from posterflow.api import idempotency
 from posterflow.api.errors import ApiError
-from posterflow.api.fields import JsonObject
+from posterflow.api.fields import JsonObject, Priority
 from posterflow.api.links import job_links
 from posterflow.api.poster_requests import MAX_INLINE_ITEMS, OutputOptions, poster_spec
 from posterflow.errors import Reason
@@ -58,6 +58,7 @@ class BulkRequest(OutputOptions):
     name: str | None = None
     notify_email: str | None = None
     webhook_url: str | None = None
+    priority: Priority = None
 
     @model_validator(mode="after")
     def _inputs_present(self) -> BulkRequest:
@@ -183,7 +184,8 @@ def submit_bulk(body: BulkRequest) -> tuple[dict[str, Any], int]:
         raise ApiError(Reason.NO_ROWS, "the request holds no rows to render (only a header or blank lines)")
     job = jobs.create_job("poster", total=len(rows), template_id=tv.id, template_section=tv.section,
                           template_version=tv.version, notify_email=body.notify_email, webhook_url=body.webhook_url,
-                          metadata={**body.metadata, "bulk_method": body.bulk_method}, name=body.name)
+                          metadata={**body.metadata, "bulk_method": body.bulk_method}, name=body.name,
+                          priority=body.priority)
     good: list[tuple[int, dict[str, Any], str | None]] = [
         (i, spec, entity) for i, (entity, spec, _) in enumerate(rows) if spec is not None]
     bad = [(i, entity, error or ("unusable row", Reason.MALFORMED))
@@ -191,7 +193,7 @@ def submit_bulk(body: BulkRequest) -> tuple[dict[str, Any], int]:
     # Bad rows are items too (nothing silently dropped): written, then failed with their reason.
     jobs.put_items(job.job_id, (jobs.NewItem(item_id=i, entity_id=entity, input={"error": error[0]})
                                 for i, entity, error in bad))
-    enqueue.submit_posters(job.job_id, good)
+    enqueue.submit_posters(job.job_id, good, priority=job.priority)
     counted = [jobs.ItemOutcome(item_id=i, status=jobs.ItemStatus.FAILED, error=error[0], error_code=error[1])
                for i, _, error in bad
                if jobs.finish_item(job.job_id, i, status="failed", error=error[0], error_code=error[1]).counted]

@@ -44,7 +44,8 @@ def generate(body: Annotated[GenerateRequest, Body()]) -> dict[str, Any]:
 def generate_async(body: GenerateRequest) -> tuple[dict[str, Any], int]:
     ids = [body.entity_id] if body.entity_id else None
     job = submit_posters(body, body.template_id, [body.custom_data], metadata=body.metadata, name=None,
-                  notify_email=body.notify_email, webhook_url=body.webhook_url, entity_ids=ids)
+                  notify_email=body.notify_email, webhook_url=body.webhook_url, entity_ids=ids,
+                  priority=body.priority)
     return {"success": True, "job_id": job.job_id, "total_items": 1,
             "message": "Template generation queued. Use the WebSocket or the status endpoint to track progress.",
             **job_links(job)}, 202
@@ -71,7 +72,7 @@ def batch(body: BatchRequest) -> tuple[dict[str, Any], int]:
                        f"{len(body.items)} items is over the inline limit of {MAX_INLINE_ITEMS}; "
                        "upload a CSV or JSON-lines manifest with POST /api/uploads instead")
     job = submit_posters(body, body.template_id, body.items, metadata=body.metadata, name=body.name,
-                  notify_email=body.notify_email, webhook_url=body.webhook_url)
+                  notify_email=body.notify_email, webhook_url=body.webhook_url, priority=body.priority)
     n = len(body.items)
     return {"success": True, "job_id": job.job_id, "total_items": n,
             "message": f"Batch generation queued with {n} items. Use the WebSocket or the status endpoint "

@@ -11,7 +11,7 @@ from posterflow import aws, config, jobs
 from posterflow.api.errors import ApiError
 from posterflow.api.links import job_links, presigned_get
 from posterflow.errors import Reason
-from posterflow.jobs import enqueue
+from posterflow.jobs import enqueue, lanes
 from posterflow.jobs.retry import plan_for
 from posterflow.resources import stack_spec
 
@@ -44,6 +44,8 @@ def job_json(job: jobs.Job) -> dict[str, Any]:
         "template_id": job.template_id,
         "template_section": job.template_section,
         "template_version": job.template_version,
+        "priority": job.priority,
+        "lane": lanes.lane_of(job.priority),
         "total_items": job.total,
         "processed_items": job.processed,
         "success_count": job.succeeded,
@@ -144,10 +146,27 @@ def retry(job_id: str) -> dict[str, Any]:
 
 @router.get("/api/batch/queue-stats")
 def queue_stats() -> dict[str, Any]:
-    sqs, stats = aws.client("sqs"), {}
-    for q in stack_spec().queues:
-        attrs = sqs.get_queue_attributes(QueueUrl=config.queue_url(q.key), AttributeNames=[
+    """Per work queue (``split``, ``render``, ``crop``): ``waiting``, ``in_flight`` and ``dlq``
+    (messages that exhausted their retries), summed over its lanes, and ``lanes``: the same per
+    priority lane with the lane's queue name."""
+    sqs, spec = aws.client("sqs"), stack_spec()
+
+    def depth(url: str) -> tuple[int, int]:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        stats[q.key] = {"waiting": int(attrs["ApproximateNumberOfMessages"]),
-                        "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"])}
+        return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    stats: dict[str, dict[str, Any]] = {}
+    for q in spec.queues:
+        waiting, in_flight = depth(config.queue_url(q.key))
+        dead, _ = depth(config.queue_url(f"{q.key}_dlq"))
+        one = {"waiting": waiting, "in_flight": in_flight, "dlq": dead}
+        # A lane's numbers count under its work's key (render, crop), as one queue's did.
+        work = spec.lane(q.consumer, "normal").key if q.lane and q.consumer else q.key
+        total = stats.setdefault(work, {"waiting": 0, "in_flight": 0, "dlq": 0})
+        for k, v in one.items():
+            total[k] += v
+        if q.lane:
+            total.setdefault("lanes", {})[q.lane] = {"queue": q.name, **one,
+                                                     "max_concurrency": q.max_concurrency}
     return {"queues": stats}

@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from posterflow import aws, config, jobs, tenancy
 from posterflow.api import idempotency
-from posterflow.api.fields import JsonObject
+from posterflow.api.fields import JsonObject, Priority
 from posterflow.api.links import job_links
 from posterflow.api.poster_requests import OutputOptions
 from posterflow.posters import template_store
@@ -43,6 +43,7 @@ class UploadRequest(OutputOptions):
     name: str | None = None
     notify_email: str | None = None
     webhook_url: str | None = None
+    priority: Priority = None
 
     @field_validator("filename")
     @classmethod
@@ -76,7 +77,8 @@ def create_upload(body: UploadRequest) -> tuple[dict[str, Any], int]:
         template = {"template_id": tv.id, "template_section": tv.section, "template_version": tv.version}
     spec = body.model_dump(include=set(_SPEC_FIELDS), exclude_none=True) if body.kind == "poster" else {}
     job = jobs.create_job(body.kind, None, name=body.name or body.filename, notify_email=body.notify_email,
-                          webhook_url=body.webhook_url, metadata={**body.metadata, "spec": spec}, **template)
+                          webhook_url=body.webhook_url, metadata={**body.metadata, "spec": spec},
+                          priority=body.priority, **template)
     # uploads/<tenant>/<job_id>/<file>: the splitter finds the job by both, so a key cannot
     # name another tenant's job.
     key = tenancy.scoped_key(stack_spec().bucket.uploads_prefix, job.tenant, f"{job.job_id}/{body.filename}")

@@ -1,4 +1,5 @@
-"""Turning a job's items into work messages: one SQS message per item, sent in batches of 10."""
+"""Turning a job's items into work messages: one SQS message per item, sent in batches of 10,
+on the queue of the job's priority lane (:mod:`posterflow.jobs.lanes`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from posterflow import aws, config, jobs, tenancy
+from posterflow.jobs import lanes
 from posterflow.resources import stack_spec
 
 
@@ -38,17 +40,19 @@ def send_messages(queue_key: str, bodies: Iterable[dict[str, Any]]) -> int:
     return sent
 
 
-def submit_posters(job_id: str, specs: Sequence[tuple[int, dict[str, Any], str | None]]) -> int:
+def submit_posters(job_id: str, specs: Sequence[tuple[int, dict[str, Any], str | None]], *,
+                   priority: int | None = None) -> int:
     """Write the items, then queue one render message per item (items first, so a fast worker
-    always finds its item)."""
+    always finds its item) on the render queue of the job's lane (its ``priority``)."""
     jobs.put_items(job_id, (jobs.NewItem(item_id=item_id, entity_id=entity_id, input=spec)
                             for item_id, spec, entity_id in specs))
-    return send_messages("render", ({"job_id": job_id, "item_id": item_id, "spec": spec}
-                                    for item_id, spec, _ in specs))
+    return send_messages(lanes.queue_key("render", priority),
+                         ({"job_id": job_id, "item_id": item_id, "spec": spec} for item_id, spec, _ in specs))
 
 
 def submit_manifest(job_id: str, specs: Sequence[tuple[int, dict[str, Any], str | None]]) -> str:
-    """Store the items as a JSON-lines manifest and ask the splitter to fan it out."""
+    """Store the items as a JSON-lines manifest and ask the splitter to fan it out (to the
+    lane of the job, which it reads from the job: :func:`posterflow.jobs.lanes.queue_key`)."""
     key = tenancy.scoped_key(stack_spec().bucket.manifests_prefix, tenancy.current(), f"{job_id}.jsonl")
     body = "".join(json.dumps({"item_id": i, "entity_id": e, "spec": spec}, separators=(",", ":")) + "\n"
                    for i, spec, e in specs).encode()

@@ -78,6 +78,8 @@ class Job(_Model):
     webhook_url: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     tenant: str = Field("default", description="who submitted the job (API key id); signs its webhooks")
+    priority: int | None = Field(None, description="1 (most urgent) to 10, or None; decides the job's lane "
+                                                  "(posterflow.jobs.lanes)")
     token: str
     error: str | None = None
     archive_key: str | None = None

@@ -5,7 +5,8 @@ Poster items keep their poster spec; crop items keep their photo source (a ZIP e
 archive's bucket, key and ETag, an S3 key, or a URL) under ``photo``, and the job keeps its
 crop options in ``metadata.crop_options``. An item with nothing to send again (a CSV row that
 could not be read, a ZIP entry that is not a photo) stays failed with its reason: running it
-again could only fail the same way.
+again could only fail the same way. The messages go to the queue of the job's lane, as the
+first time (:mod:`posterflow.jobs.lanes`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from posterflow import jobs
+from posterflow.jobs import lanes
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class RetryPlan:
 
     def message(self, item: jobs.Item) -> dict[str, Any] | None:
         data = item.input or {}
-        if self.queue == "render":
+        if self.work == "render":
             return {"job_id": self.job.job_id, "item_id": item.item_id, "spec": data} if "template_id" in data else None
         photo = data.get("photo")
         if not isinstance(photo, dict):
@@ -41,6 +43,16 @@ class RetryPlan:
             if message is not None:
                 yield message
 
+    @property
+    def work(self) -> str:
+        """``render`` or ``crop``: what the messages ask for, whichever lane carries them."""
+        return work_of(self.job)
+
+
+def work_of(job: jobs.Job) -> str:
+    return "crop" if job.kind == "crop" else "render"
+
 
 def plan_for(job: jobs.Job) -> RetryPlan:
-    return RetryPlan(queue="crop" if job.kind == "crop" else "render", job=job)
+    """What a retry of ``job`` sends, and to which queue: its work's queue in the job's lane."""
+    return RetryPlan(queue=lanes.queue_key(work_of(job), job.priority), job=job)

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from posterflow import config, tenancy, tokens
 from posterflow.jobs import _ddb as d
-from posterflow.jobs import _pages
+from posterflow.jobs import _pages, lanes
 from posterflow.jobs._expr import Expr
 from posterflow.jobs.errors import (
     InvalidCursor,
@@ -109,10 +109,13 @@ def create_job(
     name: str | None = None,
     job_id: str | None = None,
     tenant: str | None = None,
+    priority: int | None = None,
 ) -> Job:
     """A new job of ``tenant`` (default: the caller's), status ``queued``. ``total`` may be left
     ``None`` for a streamed input whose size the splitter learns only at the end
-    (:func:`set_total`)."""
+    (:func:`set_total`). ``priority`` (1–10 or ``None``, :mod:`posterflow.jobs.lanes`)
+    decides the lane of the job's work; anything else is :class:`~posterflow.jobs.lanes.InvalidPriority`."""
+    priority = lanes.check_priority(priority)
     if total is not None and not 0 <= total <= d.MAX_ITEMS:
         raise ValueError(f"total must be within 0..{d.MAX_ITEMS}")
     metadata = metadata or {}
@@ -142,6 +145,7 @@ def create_job(
         "webhook_url": webhook_url,
         "metadata": metadata,
         "tenant": tenant,
+        "priority": priority,
         "token": tokens.job_token(job_id),
         "created_at": now,
         "updated_at": now,

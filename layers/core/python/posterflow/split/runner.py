@@ -27,7 +27,7 @@ from aws_lambda_powertools import Logger
 
 from posterflow import aws, jobs, tenancy
 from posterflow.formats import csvreader, zipindex
-from posterflow.jobs import enqueue, sqs_batch
+from posterflow.jobs import enqueue, lanes, sqs_batch
 from posterflow.split import csv_input, manifest_input, zip_input
 from posterflow.split.base import ChunkWriter, Items, Settle, SplitFailed
 
@@ -41,6 +41,7 @@ RESERVE_MS = 60_000
 META_TEMPLATE = "template-id"
 META_EMAIL = "notify-email"
 META_WEBHOOK = "webhook-url"
+META_PRIORITY = "priority"
 
 
 def _job_id_for(bucket: str, key: str, etag: str) -> str:
@@ -110,10 +111,20 @@ def _start(s3_record: dict[str, Any]) -> dict[str, Any] | None:
         job_id = _job_id_for(bucket, key, head["ETag"].strip('"'))
         job = jobs.find_job(job_id)
         if job is None:
+            try:
+                priority, refused = lanes.priority_from_text(meta.get(META_PRIORITY)), None
+            except lanes.InvalidPriority as exc:
+                priority, refused = None, exc
             job = jobs.create_job(kind, None, job_id=job_id, tenant=tenancy.DEFAULT_TENANT, name=parts[-1],
                                   notify_email=meta.get(META_EMAIL),
                                   webhook_url=meta.get(META_WEBHOOK), template_id=meta.get(META_TEMPLATE),
-                                  metadata={"upload": key})
+                                  metadata={"upload": key}, priority=priority)
+            if refused is not None:
+                # Refused as a whole, like an unreadable file: the job fails with the reason.
+                jobs.add_log(job.job_id, "ERROR", f"upload refused: {refused.message}", refused.details)
+                jobs.set_total(job.job_id, 0)
+                jobs.fail_job(job.job_id, f"upload refused: metadata {META_PRIORITY}: {refused.message}")
+                return None
     if job.total is not None:
         logger.info("upload already split", extra={"job_id": job.job_id})
         return None
@@ -123,6 +134,10 @@ def _start(s3_record: dict[str, Any]) -> dict[str, Any] | None:
 
 def _run(state: dict[str, Any], remaining_ms: Callable[[], int]) -> None:
     job_id = state["job_id"]
+    if "priority" not in state:
+        # The job's lane, read once per input: continuations carry it, so a paused split
+        # goes on queueing in the same lane.
+        state["priority"] = jobs.get_job(job_id).priority
     try:
         split = {"poster": _split_csv, "crop": _split_zip, "manifest": _split_manifest}[state["kind"]]
         finished = split(state, remaining_ms)
@@ -145,9 +160,11 @@ def _run(state: dict[str, Any], remaining_ms: Callable[[], int]) -> None:
 
 def _chunked(items: Items, state: dict[str, Any], queue: str, remaining_ms: Callable[[], int],
              cursor_of: Callable[[jobs.NewItem], Any], settle: Settle | None = None) -> bool:
-    """Write and queue items in chunks; True when the input is exhausted. ``settle`` runs
+    """Write and queue items in chunks; True when the input is exhausted. ``queue`` names the
+    work (``render``, ``crop``): the messages go to its queue in the job's lane. ``settle`` runs
     after each chunk is written and queued (the CSV path finishes its failed rows there, the
     ZIP path its entries that are not photos)."""
+    queue = lanes.queue_key(queue, state.get("priority"))
     rewrite: bool | None = None  # whether this invocation repeats one that already wrote items
     chunk: list[tuple[jobs.NewItem, dict[str, Any] | None, Any]] = []
 
@@ -210,8 +227,10 @@ def _split_manifest(state: dict[str, Any], remaining_ms: Callable[[], int]) -> b
     return manifest_input.split_manifest(state, _writer(state, remaining_ms))
 
 
-def upload_metadata(template_id: str | None, notify_email: str | None, webhook_url: str | None) -> dict[str, str]:
+def upload_metadata(template_id: str | None, notify_email: str | None, webhook_url: str | None,
+                    priority: int | None = None) -> dict[str, str]:
     """S3 object metadata that tells the splitter about a dropped upload."""
-    out = {META_TEMPLATE: template_id, META_EMAIL: notify_email, META_WEBHOOK: webhook_url}
+    out = {META_TEMPLATE: template_id, META_EMAIL: notify_email, META_WEBHOOK: webhook_url,
+           META_PRIORITY: None if priority is None else str(priority)}
     return {k: v for k, v in out.items() if v}
 
