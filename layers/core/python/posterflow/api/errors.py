@@ -42,6 +42,7 @@ STATUS: dict[Reason, int] = {
         Reason.TEMPLATE_OUTPUT_TOO_LARGE, Reason.TEMPLATE_TIMEOUT, Reason.TEMPLATE_TOO_DEEP,
         Reason.MISSING_PLACEHOLDERS, Reason.UNSUPPORTED_OUTPUT, Reason.JAVASCRIPT_DISABLED,
         Reason.CANVAS_INVALID, Reason.MAPPING_INVALID, Reason.TEXT_OVERFLOW, Reason.QR_TOO_LONG,
+        Reason.CANVAS_LOAD_FAILED, Reason.UNKNOWN_OBJECT_TYPE,
         # A synchronous render's input problems.
         Reason.RENDER_FAILED, Reason.OVERLAY_NOT_FOUND, Reason.OVERLAY_REFUSED, Reason.OVERLAY_FAILED,
     ), _BAD_INPUT),

@@ -33,10 +33,10 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urljoin
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -46,12 +46,13 @@ from playwright.async_api import Error as PlaywrightError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from posterflow import aws, config
+from posterflow.errors import PosterflowError
 from posterflow.net.policy import AssetRefused, NetPolicy, asset_key, check_asset_prefix
 from posterflow.render.errors import BrowserCrashed as BrowserCrashed
 from posterflow.render.errors import ChromiumNotFound as ChromiumNotFound
 from posterflow.render.errors import RenderError as RenderError
 from posterflow.render.errors import RenderTimeout as RenderTimeout
-from posterflow.render.sizes import CONTENT_TYPES, OutputFormat, PageSize, resolve_size
+from posterflow.render.sizes import CONTENT_TYPES, PAPER_MM, OutputFormat, PageSize, inches, resolve_size
 
 logger = logging.getLogger(__name__)
 
@@ -192,10 +193,38 @@ def find_chromium(playwright: Playwright | None = None) -> str | None:
     raise ChromiumNotFound(f"no Chromium found: set {ENV_CHROMIUM} or install Playwright's browser")
 
 
-# (device scale, JavaScript, asset prefix). The asset prefix is part of the key because the same
-# asset URL means a different object per tenant: a context (and its memory cache) never serves
-# two tenants.
-_SlotKey = tuple[float, bool, str | None]
+# (device scale, JavaScript, asset prefix, page kind). The asset prefix is part of the key because
+# the same asset URL means a different object per tenant: a context (and its memory cache) never
+# serves two tenants. The kind is "html" (a template's document) or one registered with
+# register_page_kind (the engine's own page, e.g. "canvas": its JavaScript is the engine's, never
+# a template's).
+SlotKey = tuple[float, bool, str | None, str]
+_SlotKey = SlotKey
+_T = TypeVar("_T")
+
+INTERNAL_ORIGIN = "https://posterflow.invalid"
+"""Where the engine's own pages and scripts are answered from (by the router, never a network)."""
+
+
+@dataclass(frozen=True)
+class InternalFile:
+    """One file of an engine page, answered at ``INTERNAL_ORIGIN`` + its path."""
+
+    content_type: str
+    body: bytes = field(repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+_PAGE_KINDS: dict[str, Callable[[], Mapping[str, InternalFile]]] = {}
+
+
+def register_page_kind(kind: str, files: Callable[[], Mapping[str, InternalFile]]) -> None:
+    """Declare a kind of engine page and its files (by URL path, e.g. ``/canvas.html``). Only
+    slots of that kind are answered those files; every other request of theirs goes through the
+    network policy like a template's."""
+    if kind == "html":
+        raise ValueError("'html' is the template kind")
+    _PAGE_KINDS[kind] = files
 
 
 @dataclass
@@ -211,6 +240,11 @@ class _Slot:
     crashed: bool = False
     tainted: bool = False
     """The document may still navigate (meta refresh) or already did: do not reuse."""
+    prepared: bool = False
+    """An engine page (kind other than html) has loaded its document and scripts."""
+
+
+Slot = _Slot
 
 
 class AsyncRenderEngine:
@@ -241,7 +275,7 @@ class AsyncRenderEngine:
             browser = await self._ensure_browser()
             size = resolve_size()
             while self._slots < min(warm_pages, self.config.pages):
-                self._idle.append(await self._new_slot(browser, (size.scale, False, None), size))
+                self._idle.append(await self._new_slot(browser, (size.scale, False, None, "html"), size))
 
     async def close(self) -> None:
         async with self._lock:
@@ -330,7 +364,7 @@ class AsyncRenderEngine:
         # A page that never rendered has nothing cached for anyone: it may take any tenant
         # (so the warm pages opened by start() serve the first renders of every tenant).
         for i, slot in enumerate(self._idle):
-            if not slot.used and slot.key[:2] == key[:2]:
+            if not slot.used and (slot.key[0], slot.key[1], slot.key[3]) == (key[0], key[1], key[3]):
                 slot.key = key
                 return self._idle.pop(i)
         return None
@@ -354,7 +388,7 @@ class AsyncRenderEngine:
             logger.debug("closing a render context failed", exc_info=True)
 
     async def _new_slot(self, browser: Browser, key: _SlotKey, size: PageSize) -> _Slot:
-        scale, javascript, _ = key
+        scale, javascript, _, _ = key
         context = await browser.new_context(
             viewport={"width": size.width, "height": size.height},
             device_scale_factor=scale,
@@ -395,6 +429,9 @@ class AsyncRenderEngine:
         # which tenant this request is answered for.
         asset_prefix = slot.key[2]
         try:
+            if url.startswith(INTERNAL_ORIGIN + "/"):
+                await self._serve_internal(route, slot, url)
+                return
             refusal = _refusal(request.method, request.headers, request.post_data_buffer)
             if refusal is not None:
                 await self._block(route, slot, url, refusal)
@@ -422,6 +459,17 @@ class AsyncRenderEngine:
             logger.debug("template request %s failed: %s", url, exc.message)
             with contextlib.suppress(PlaywrightError):
                 await route.abort("failed")
+
+    async def _serve_internal(self, route: Route, slot: _Slot, url: str) -> None:
+        """The engine's own files, to pages of their kind only (a template never gets them)."""
+        files = _PAGE_KINDS.get(slot.key[3])
+        path = url[len(INTERNAL_ORIGIN) :].split("?", 1)[0]
+        found = files().get(path) if files is not None and route.request.method == "GET" else None
+        if found is None:
+            await self._block(route, slot, url, "not an engine file for this page")
+            return
+        headers = {"content-type": found.content_type, "cache-control": "max-age=31536000", **found.headers}
+        await route.fulfill(status=200, headers=headers, body=found.body)
 
     @staticmethod
     async def _block(route: Route, slot: _Slot, url: str, reason: str) -> None:
@@ -482,15 +530,46 @@ class AsyncRenderEngine:
             # written while the deployment allowed it) renders with it off.
             logger.info("render %s: JavaScript is disabled for this deployment", request.request_id)
             request = request.model_copy(update={"javascript": False})
-        timeout = request.timeout_s or self.config.timeout_s
-        key = (request.size.scale, request.javascript, request.asset_prefix)
+        key: SlotKey = (request.size.scale, request.javascript, request.asset_prefix, "html")
+
+        async def work(slot: _Slot) -> bytes:
+            return await self._render_on(slot, request)
+
+        data, blocked = await self.run_in_slot(
+            key, request.size, work, timeout_s=request.timeout_s, request_id=request.request_id
+        )
+        width, height = (request.size.pixel_width, request.size.pixel_height)
+        return RenderResult(
+            data=data,
+            format=request.format,
+            width=width,
+            height=height,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            blocked_urls=blocked,
+            request_id=request.request_id,
+        )
+
+    async def run_in_slot(
+        self,
+        key: SlotKey,
+        size: PageSize,
+        work: Callable[[_Slot], Awaitable[_T]],
+        *,
+        timeout_s: float | None,
+        request_id: str | None,
+    ) -> tuple[_T, tuple[str, ...]]:
+        """Run ``work`` on a pooled page of ``key`` within the timeout, with the engine's crash,
+        timeout and relaunch handling; answers its result and the URLs the router refused.
+        A :class:`~posterflow.errors.PosterflowError` raised by ``work`` is the item's fault:
+        it propagates and the page goes back to the pool."""
+        timeout = timeout_s or self.config.timeout_s
         try:
-            slot = await self._acquire(key, request.size)
+            slot = await self._acquire(key, size)
         except PlaywrightError as exc:
-            raise BrowserCrashed(f"no usable browser page: {exc.message}", request_id=request.request_id) from exc
+            raise BrowserCrashed(f"no usable browser page: {exc.message}", request_id=request_id) from exc
         healthy = False
         try:
-            data = await asyncio.wait_for(self._render_on(slot, request), timeout)
+            data = await asyncio.wait_for(work(slot), timeout)
             # Read before the slot goes back to the pool, where the next render clears it.
             blocked = tuple(slot.blocked)
             healthy = True
@@ -504,32 +583,26 @@ class AsyncRenderEngine:
                 self._since_launch = self.config.restart_after  # drain and relaunch at the next acquire
             raise RenderTimeout(
                 f"render did not finish within {timeout:g}s (a resource never loaded or a script never ended)",
-                request_id=request.request_id,
+                request_id=request_id,
             ) from None
         except PlaywrightError as exc:
             self.stats.failures += 1
             message = exc.message.lower()
             if slot.crashed or not self.browser_connected or "crash" in message or "closed" in message:
                 self.stats.crashes += 1
-                raise BrowserCrashed(
-                    f"chromium crashed while rendering: {exc.message}", request_id=request.request_id
-                ) from exc
-            raise RenderError(f"render failed: {exc.message}", request_id=request.request_id) from exc
+                raise BrowserCrashed(f"chromium crashed while rendering: {exc.message}", request_id=request_id) from exc
+            raise RenderError(f"render failed: {exc.message}", request_id=request_id) from exc
+        except PosterflowError:
+            # The page answered that the item is bad (e.g. a canvas text overflow): it is fine.
+            self.stats.failures += 1
+            healthy = True
+            raise
         finally:
             await self._release(slot, healthy=healthy)
         self.stats.renders += 1
         self._since_launch += 1
         self._timeouts_in_row = 0
-        width, height = (request.size.pixel_width, request.size.pixel_height)
-        return RenderResult(
-            data=data,
-            format=request.format,
-            width=width,
-            height=height,
-            duration_ms=round((time.perf_counter() - started) * 1000),
-            blocked_urls=blocked,
-            request_id=request.request_id,
-        )
+        return data, blocked
 
     async def _render_on(self, slot: _Slot, request: RenderRequest) -> bytes:
         slot.blocked.clear()
@@ -572,6 +645,12 @@ class AsyncRenderEngine:
         margin: PdfMargins = {"top": "0", "right": "0", "bottom": "0", "left": "0"}
         if size.pdf_format:
             return await page.pdf(format=size.pdf_format, print_background=True, margin=margin)
+        if size.preset in PAPER_MM:
+            # Inches: Playwright's "mm" goes through a rounded factor and lands up to 1pt off.
+            width_mm, height_mm = PAPER_MM[size.preset]
+            return await page.pdf(
+                width=inches(width_mm), height=inches(height_mm), print_background=True, margin=margin
+            )
         return await page.pdf(width=f"{size.width}px", height=f"{size.height}px", print_background=True, margin=margin)
 
     async def render_many(self, requests: Sequence[RenderRequest]) -> list[RenderResult | RenderError]:
@@ -624,6 +703,16 @@ class RenderEngine:
     def render_many(self, requests: Sequence[RenderRequest]) -> list[RenderResult | RenderError]:
         results: list[RenderResult | RenderError] = self._call(self._engine.render_many(requests))
         return results
+
+    @property
+    def async_engine(self) -> AsyncRenderEngine:
+        """The engine on its private loop (for :meth:`call`)."""
+        return self._engine
+
+    def call(self, coro: Awaitable[_T]) -> _T:
+        """Run a coroutine of :attr:`async_engine` on the engine's loop and wait for it."""
+        result: _T = self._call(coro)
+        return result
 
     def close(self) -> None:
         if self._closed:

@@ -33,8 +33,47 @@ PRESETS: dict[str, tuple[int, int, str | None]] = {
     "twitter": (1600, 900, None),
     "a4": (794, 1123, "A4"),
     "letter": (816, 1056, "Letter"),
+    # Print presets (direct mail, seed 002): the CSS size is the paper at 96 dpi; a pdf is the
+    # exact paper of PAPER_MM (plus any bleed). "WxH" names are width x height in inches.
+    "a4-landscape": (1123, 794, None),
+    "letter-landscape": (1056, 816, None),
+    "postcard-6x4": (576, 384, None),
+    "postcard-4x6": (384, 576, None),
+    "postcard-9x6": (864, 576, None),
+    "postcard-6x9": (576, 864, None),
 }
 DEFAULT_PRESET = "instagram-square"
+
+MM_PER_INCH = 25.4
+CSS_PX_PER_INCH = 96
+PAPER_MM: dict[str, tuple[float, float]] = {
+    "a4": (210.0, 297.0),
+    "a4-landscape": (297.0, 210.0),
+    "letter": (215.9, 279.4),
+    "letter-landscape": (279.4, 215.9),
+    "postcard-6x4": (152.4, 101.6),
+    "postcard-4x6": (101.6, 152.4),
+    "postcard-9x6": (228.6, 152.4),
+    "postcard-6x9": (152.4, 228.6),
+}
+"""Paper of the print presets in millimetres (width, height): what a pdf of that preset measures."""
+MAX_BLEED_MM = 20.0
+
+
+def px_to_mm(px: float) -> float:
+    """CSS pixels (96 per inch) to millimetres."""
+    return px * MM_PER_INCH / CSS_PX_PER_INCH
+
+
+def mm_to_px(mm: float) -> float:
+    return mm * CSS_PX_PER_INCH / MM_PER_INCH
+
+
+def inches(mm: float) -> str:
+    """A length for ``page.pdf``: Chromium rounds a page's sides *up* to whole points (6.2362in
+    becomes 450 pt, not 449.0), so ask for the nearest whole point, a hair under it."""
+    points = round(mm / MM_PER_INCH * 72)
+    return f"{(points - 0.001) / 72:.6f}in"
 
 
 class PageSize(BaseModel):
@@ -53,6 +92,13 @@ class PageSize(BaseModel):
     @property
     def pixel_height(self) -> int:
         return round(self.height * self.scale)
+
+    @property
+    def paper_mm(self) -> tuple[float, float]:
+        """The paper of a pdf in millimetres: a print preset's exact size, else the CSS size at 96 dpi."""
+        if self.preset in PAPER_MM:
+            return PAPER_MM[self.preset]
+        return px_to_mm(self.width), px_to_mm(self.height)
 
 
 def parse_format(value: str) -> OutputFormat:
