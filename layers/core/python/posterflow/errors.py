@@ -110,12 +110,12 @@ class Reason(StrEnum):
     TIMEOUT = "timeout"
     BROWSER_CRASHED = "browser_crashed"
     NO_BROWSER = "no_browser"
+    CANVAS_LOAD_FAILED = "canvas_load_failed"  # Fabric could not load a canvas (its message)
+    UNKNOWN_OBJECT_TYPE = "unknown_object_type"  # a canvas object type Fabric has no class for
 
     # Overlays on posters (posterflow.posters.overlay, pipeline).
     OVERLAY_NOT_FOUND = "overlay_not_found"
     OVERLAY_REFUSED = "overlay_refused"
-    CANVAS_LOAD_FAILED = "canvas_load_failed"  # Fabric could not load a canvas (its message)
-    UNKNOWN_OBJECT_TYPE = "unknown_object_type"  # a canvas object type Fabric has no class for
     OVERLAY_FAILED = "overlay_failed"
 
     # Sources and fetches (posterflow.net).
