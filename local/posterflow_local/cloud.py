@@ -95,7 +95,10 @@ class LocalCloud:
         # The secret's ARN, as the stack passes it: functions read the value from (embedded)
         # Secrets Manager, so the local cloud runs the same code path as AWS.
         secret_arn = provision_signing_secret(self.spec, local_signing_secret(o.out_dir))
-        self.extra_environment = {config.ENV_SIGNING_SECRET_ARN: secret_arn}
+        # No X-Ray daemon here: Powertools Tracer only passes calls through (metrics still print
+        # their EMF lines to standard output, as in AWS).
+        self.extra_environment = {config.ENV_SIGNING_SECRET_ARN: secret_arn,
+                                  config.POWERTOOLS_TRACE_DISABLED.name: "true"}
         if o.template_javascript:
             self.extra_environment[r.ENV_TEMPLATE_JAVASCRIPT] = "allow"
         # Every function gets the same resource variables; only the Powertools service name

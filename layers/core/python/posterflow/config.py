@@ -144,6 +144,10 @@ POWERTOOLS_METRICS_NAMESPACE = _register(Setting("POWERTOOLS_METRICS_NAMESPACE",
                                                 Scope.STACK))
 POWERTOOLS_LOG_LEVEL = _register(Setting("POWERTOOLS_LOG_LEVEL", "Powertools log level", Scope.STACK,
                                         default="INFO"))
+POWERTOOLS_TRACE_DISABLED = _register(Setting(
+    "POWERTOOLS_TRACE_DISABLED",
+    "`true` turns Powertools Tracer off (the local cloud sets it; in AWS the functions trace to X-Ray)",
+    Scope.DEPLOYMENT))
 
 # ---- optional, per deployment -----------------------------------------------------------------
 
@@ -165,6 +169,10 @@ PROFILE_URL_TEMPLATE = _register(Setting(
     Scope.DEPLOYMENT))
 WEBHOOK_TIMEOUT_S = _register(Setting("POSTERFLOW_WEBHOOK_TIMEOUT_S", "seconds a webhook delivery may take",
                                      Scope.DEPLOYMENT, default="10"))
+METRIC_SECTIONS = _register(Setting(
+    "POSTERFLOW_METRIC_SECTIONS",
+    "comma-separated template sections whose render metrics also get a `section` dimension (at most "
+    "20; every other section counts under the function's service only)", Scope.DEPLOYMENT))
 SYNC_BATCH_MAX = _register(Setting(
     "POSTERFLOW_SYNC_BATCH_MAX",
     "most items a `generate-batch` with `mode` `sync`/`auto` renders inline (answering 200 with results)",
@@ -317,6 +325,10 @@ def webhook_allow_loopback() -> bool:
 
 def webhook_timeout_s() -> float:
     return float(WEBHOOK_TIMEOUT_S.required())
+
+
+def metric_sections() -> list[str]:
+    return METRIC_SECTIONS.items()
 
 
 def sync_batch_max() -> int:

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, model_validator
 
-from posterflow import aws, config, jobs, tenancy
+from posterflow import aws, config, jobs, observability, tenancy
 from posterflow.crop import CropOptions, PhotoError, crop_photo
 from posterflow.crop.errors import SourceError as SourceError
 from posterflow.errors import Reason
@@ -127,6 +127,7 @@ def read_photo(msg: CropMessage, archives: BatchArchives | None = None) -> bytes
         raise SourceError(exc.reason, exc.message) from None  # url_blocked or url_failed
 
 
+@observability.tracer.capture_method(capture_response=False)
 def crop_one(msg: CropMessage, tenant: str, archives: BatchArchives | None = None) -> dict[str, Any]:
     """Crop one photo and store it under the tenant's outputs; returns the item fields.
     Raises PhotoError/BadEntry/SourceError."""
@@ -190,4 +191,20 @@ def crop_batch(batch: list[sqs_batch.Received[CropMessage]]) -> list[str]:
             continue
         outcomes.append((msg.job_id, outcome, received.message_id))
     redeliver.extend(jobs.finish_batch(outcomes, source="crop"))
+    left = set(redeliver)
+    sent_at_ms = {received.message_id: received.sent_at_ms for received in batch}
+    for _, outcome, message_id in outcomes:
+        if message_id not in left and outcome.status != jobs.ItemStatus.CANCELLED:
+            observe(outcome)
+            observability.queue_to_done(sent_at_ms.get(message_id))
     return redeliver
+
+
+def observe(outcome: jobs.ItemOutcome) -> None:
+    """The photo's metrics: crop time and faces found of a cropped photo, or a failure."""
+    if outcome.status != jobs.ItemStatus.SUCCEEDED:
+        observability.crop(succeeded=False)
+        return
+    faces = (outcome.extra or {}).get("faces_found")
+    observability.crop(succeeded=True, crop_ms=(outcome.timings or {}).get("total_ms"),
+                       faces_found=int(faces) if isinstance(faces, int | float) else None)

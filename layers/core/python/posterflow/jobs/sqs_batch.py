@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQSRecord
 from pydantic import BaseModel, ValidationError
 
 logger = Logger(child=True)
@@ -39,6 +39,8 @@ class Received(Generic[M]):
 
     message_id: str
     message: M
+    sent_at_ms: int | None = None
+    """When the message was first sent (SQS ``SentTimestamp``, epoch ms): the item's enqueue time."""
 
 
 def response(message_ids: Iterable[str]) -> dict[str, Any]:
@@ -64,6 +66,11 @@ def each_record(event: dict[str, Any], handle: Callable[[SQSRecord], None]) -> d
     return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor))
 
 
+def _sent_at_ms(record: SQSRecord) -> int | None:
+    value = str((record.raw_event.get("attributes") or {}).get("SentTimestamp") or "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def whole_batch(event: dict[str, Any], model: type[M], worker: Callable[[list[Received[M]]], Iterable[str]],
                 *, what: str) -> dict[str, Any]:
     """Parse every record's body into ``model`` and hand the batch to ``worker``, which answers
@@ -74,9 +81,10 @@ def whole_batch(event: dict[str, Any], model: type[M], worker: Callable[[list[Re
     is left for redelivery (recording an outcome counts it exactly once, so a message whose
     item was already recorded comes back harmlessly)."""
     received: list[Received[M]] = []
-    for record in event.get("Records", []):
+    for record in SQSEvent(event).records if event.get("Records") else ():
         try:
-            received.append(Received(record["messageId"], model.model_validate_json(record["body"])))
+            received.append(Received(record.message_id, model.model_validate_json(record.body),
+                                     sent_at_ms=_sent_at_ms(record)))
         except ValidationError as exc:
             logger.error(f"dropping malformed {what} message",
                          extra={"error": str(exc), "body": str(record.get("body"))[:LOGGED_BODY_CHARS]})

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from posterflow import aws, config, tenancy
+from posterflow import aws, config, observability, tenancy
 from posterflow.errors import PosterflowError, Reason
 from posterflow.net import sources
 from posterflow.posters import overlay, template_store, templating
@@ -195,6 +195,7 @@ def _as_item_error(outcome: Exception) -> PosterError:
     raise outcome
 
 
+@observability.tracer.capture_method(capture_response=False)
 def render_posters(work: list[PosterWork]) -> list[PosterOutput | PosterError]:
     """Render many posters on the warm engine, in parallel pages; one bad item fails alone.
 

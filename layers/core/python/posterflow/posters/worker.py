@@ -15,9 +15,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
-from posterflow import jobs, tenancy
+from posterflow import jobs, observability, tenancy
 from posterflow.errors import Reason
 from posterflow.jobs import sqs_batch
+from posterflow.posters import template_store
 from posterflow.posters.pipeline import PosterError, PosterOutput, PosterSpec, PosterWork, render_posters
 
 logger = Logger(child=True)
@@ -38,6 +39,7 @@ def render_batch(batch: list[sqs_batch.Received[PosterMessage]]) -> list[str]:
     messages to redeliver."""
     work: list[PosterWork] = []
     message_ids: list[str] = []
+    sent_at_ms: dict[str, int | None] = {}
     owners: dict[str, jobs.Job | None] = {}  # one look-up per job per batch: tenant, cancelled
     for received in batch:
         msg = received.message
@@ -54,6 +56,7 @@ def render_batch(batch: list[sqs_batch.Received[PosterMessage]]) -> list[str]:
             continue
         work.append(PosterWork(msg.spec, msg.job_id, msg.item_id, job.tenant))
         message_ids.append(received.message_id)
+        sent_at_ms[received.message_id] = received.sent_at_ms
     if not work:
         return []
     outcomes = render_posters(work)
@@ -61,7 +64,27 @@ def render_batch(batch: list[sqs_batch.Received[PosterMessage]]) -> list[str]:
     # Outcomes are recorded in message order (the progress stream then announces items in the
     # order their counters moved), one transaction per job for the batch; a retryable problem
     # leaves its message for redelivery.
-    return record_outcomes(work, message_ids, outcomes)
+    redeliver = record_outcomes(work, message_ids, outcomes)
+    left = set(redeliver)
+    for one, message_id, outcome in zip(work, message_ids, outcomes, strict=True):
+        if message_id not in left:
+            observe(one.spec, outcome)
+            observability.queue_to_done(sent_at_ms.get(message_id))
+    return redeliver
+
+
+def observe(spec: PosterSpec, outcome: PosterOutput | PosterError) -> None:
+    """The poster's metrics (a retryable failure is no outcome yet: it comes back)."""
+    if isinstance(outcome, PosterError) and outcome.retryable:
+        return
+    try:
+        section: str | None = template_store.parse_template_id(spec.template_id)[0]
+    except template_store.InvalidTemplateId:
+        section = None
+    if isinstance(outcome, PosterOutput):
+        observability.poster(succeeded=True, section=section, render_ms=outcome.generation_time_ms)
+    else:
+        observability.poster(succeeded=False, section=section)
 
 
 def record_outcomes(work: list[PosterWork], message_ids: list[str],
@@ -96,6 +119,7 @@ def handle_direct(event: dict[str, Any]) -> dict[str, Any]:
     job_id = str(event.get("job_id") or f"sync-{uuid.uuid4().hex}")
     tenant = tenancy.normalise(str(event.get("tenant") or "") or None)
     (outcome,) = render_posters([PosterWork(spec, job_id, int(event.get("item_id", 0)), tenant)])
+    observe(spec, outcome)
     if isinstance(outcome, PosterError):
         return {"ok": False, "error": outcome.as_dict()}
     return {"ok": True, "output": outcome.model_dump()}

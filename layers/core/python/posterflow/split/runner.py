@@ -24,6 +24,7 @@ from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 
 from posterflow import aws, jobs, tenancy
 from posterflow.formats import csvreader, zipindex
@@ -86,8 +87,9 @@ def handle_message(raw: str, remaining_ms: Callable[[], int]) -> None:
 
 
 def _start(s3_record: dict[str, Any]) -> dict[str, Any] | None:
-    bucket = s3_record["s3"]["bucket"]["name"]
-    key = unquote_plus(s3_record["s3"]["object"]["key"])
+    notified = S3EventRecord(s3_record).s3  # an S3 notification, inside the SQS message's body
+    bucket = notified.bucket.name
+    key = unquote_plus(notified.get_object.key)  # notifications URL-encode keys
     lower = key.lower()
     kind: Literal["poster", "crop"]
     if lower.endswith(".csv"):
