@@ -80,12 +80,14 @@ class Functions(Construct):
         )
         self.by_key: dict[str, DeployedFunction] = {}
         for fn in spec.functions:
-            self.by_key[fn.key] = self._function(fn, r.function_environment(spec, fn, refs))
+            self.by_key[fn.key] = self._function(fn, r.function_environment(spec, fn, refs),
+                                                 reserved=spec.reserved_concurrency(fn.key))
 
     def __getitem__(self, key: str) -> lambda_.Function:
         return self.by_key[key].function
 
-    def _function(self, fn: r.FunctionSpec, environment: dict[str, str]) -> DeployedFunction:
+    def _function(self, fn: r.FunctionSpec, environment: dict[str, str], *,
+                  reserved: int | None = None) -> DeployedFunction:
         cid = fn.key.title()
         log_group = logs.LogGroup(
             self, f"{cid}Logs",
@@ -110,6 +112,10 @@ class Functions(Construct):
             "log_group": log_group,
             "tracing": lambda_.Tracing.ACTIVE,
             "architecture": lambda_.Architecture.X86_64,
+            # A function fed by priority lanes reserves the sum of its lanes' maximum concurrency:
+            # the normal lane's event source stops at its own maximum, so the rest is always
+            # there for the urgent lane (infra/README.md, "Priority lanes").
+            "reserved_concurrent_executions": reserved,
         }
         function: lambda_.Function
         if fn.package == "container":

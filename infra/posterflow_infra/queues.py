@@ -1,4 +1,5 @@
-"""SQS work queues and their dead-letter queues, one pair per queue in the spec."""
+"""SQS work queues and their dead-letter queues, one pair per queue in the spec (the render and
+crop work: one pair per priority lane, posterflow.jobs.lanes)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from posterflow import resources as r
+
+
+def construct_id(key: str) -> str:
+    """``render`` → ``Render``, ``render_urgent`` → ``RenderUrgent`` (construct ids, so logical ids)."""
+    return "".join(part.title() for part in key.split("_"))
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class WorkQueues(Construct):
         self.pairs: dict[str, QueuePair] = {}
         for q in spec.queues:
             dlq = sqs.Queue(
-                self, f"{q.key.title()}Dlq",
+                self, f"{construct_id(q.key)}Dlq",
                 queue_name=q.dlq_name,
                 retention_period=Duration.seconds(q.dlq_retention_s),
                 # The dlq function consumes DLQs; Lambda requires visibility >= its timeout.
@@ -40,7 +46,7 @@ class WorkQueues(Construct):
                 enforce_ssl=True,
             )
             queue = sqs.Queue(
-                self, f"{q.key.title()}Queue",
+                self, f"{construct_id(q.key)}Queue",
                 queue_name=q.name,
                 visibility_timeout=Duration.seconds(q.visibility_timeout_s),
                 retention_period=Duration.seconds(q.retention_s),

@@ -202,6 +202,61 @@ def test_event_sources_match_the_spec(synth: Synth) -> None:
                        "batch": SPEC.table.stream_batch_size}]
 
 
+# ---- priority lanes ----------------------------------------------------------------------
+
+
+def _mapping_of(t: dict[str, Any], queue_name: str) -> dict[str, Any]:
+    qnames = queue_names(t)
+    (p,) = [m["Properties"] for m in resources(t, "AWS::Lambda::EventSourceMapping").values()
+            if "EventSourceArn" in m["Properties"] and qnames.get(ref_target(m["Properties"]["EventSourceArn"]))
+            == queue_name]
+    return p
+
+
+def test_each_lane_has_its_queue_dlq_mapping_and_alarm(synth: Synth) -> None:
+    t = synth.json
+    alarms = {a["Properties"]["AlarmName"] for a in resources(t, "AWS::CloudWatch::Alarm").values()}
+    for work in ("render", "crop"):
+        lanes = {lane: SPEC.lane(work, lane) for lane in ("urgent", "normal")}
+        assert len({q.name for q in lanes.values()}) == 2 and len({q.dlq_name for q in lanes.values()}) == 2
+        for q in lanes.values():
+            mapping = _mapping_of(t, q.name)
+            assert function_names(t)[ref_target(mapping["FunctionName"])] == SPEC.function(work).name
+            assert mapping["ScalingConfig"]["MaximumConcurrency"] == q.max_concurrency
+            assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+            dlq_mapping = _mapping_of(t, q.dlq_name)  # the dlq function drains both lanes' DLQs
+            assert function_names(t)[ref_target(dlq_mapping["FunctionName"])] == SPEC.function(SPEC.dlq_consumer).name
+            assert f"{q.dlq_name}-not-empty" in alarms and f"{q.name}-oldest-message" in alarms
+
+
+def test_reserved_concurrency_is_the_sum_of_the_lanes_maxima(synth: Synth) -> None:
+    """Bulk work cannot take the urgent lane's capacity: the normal lane's event source stops at
+    its maximum, below what the function reserves; functions without lanes reserve nothing."""
+    for fn in SPEC.functions:
+        reserved = function_props(synth.json, fn.name).get("ReservedConcurrentExecutions")
+        assert reserved == SPEC.reserved_concurrency(fn.key), fn.key
+        if reserved is not None:
+            urgent, normal = SPEC.lane(fn.key, "urgent"), SPEC.lane(fn.key, "normal")
+            assert reserved == urgent.max_concurrency + normal.max_concurrency
+            assert normal.max_concurrency <= reserved - urgent.max_concurrency
+
+
+def test_the_local_cloud_polls_each_lane_with_its_own_limit(cloud: Any) -> None:
+    """The local cloud's stand-in for the same limits: each lane's pollers, and the function's
+    instances for both lanes at once, so the urgent lane finds one free of normal work."""
+    for q in SPEC.queues:
+        if not q.consumer:
+            continue
+        fn = SPEC.function(q.consumer)
+        (poller,) = [p for p in cloud.sqs_pollers if p.queue_url == cloud.refs.queue_urls[q.key]]
+        assert poller.function.name == fn.name
+        assert poller.concurrency == (q.local_concurrency or fn.local_concurrency), q.key
+        if q.lane:
+            assert poller.function.concurrency == fn.local_concurrency
+            assert fn.local_concurrency == sum(x.local_concurrency or 0 for x in SPEC.queues
+                                               if x.consumer == q.consumer)
+
+
 # ---- state machine -----------------------------------------------------------------------
 
 
