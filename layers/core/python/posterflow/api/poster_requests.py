@@ -4,7 +4,8 @@ and how a job's rows are handed to the workers (directly, or through the splitte
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +17,12 @@ from posterflow.posters import template_store
 MAX_INLINE_ITEMS = 10_000
 # Above this many items the API writes a manifest and the splitter queues the items.
 DIRECT_SUBMIT_MAX = 500
+
+# One item of a poster job: (item id, poster spec, entity id).
+Work = tuple[int, dict[str, Any], str]
+# A caller's hook on a new job before its items are queued (posterflow.api.batch_modes: the
+# merge_pdf mark, an inline batch); True: it took the work and nothing is queued here.
+Dispatch = Callable[[jobs.Job, Sequence[Work]], bool]
 
 
 class OutputOptions(BaseModel):
@@ -44,6 +51,9 @@ class BatchRequest(OutputOptions):
     template_id: str = Field(min_length=1)
     items: JsonObjects = Field(min_length=1)
     metadata: JsonObject = Field(default_factory=dict)
+    merge_pdf: bool = Field(False, description="one merged PDF of the succeeded items (pdf output only)")
+    mode: Literal["async", "sync", "auto"] = Field(
+        "async", description="sync/auto: up to POSTERFLOW_SYNC_BATCH_MAX items answered inline (200 with results)")
     name: str | None = None
     notify_email: str | None = None
     webhook_url: str | None = None
@@ -67,6 +77,7 @@ PER_ITEM_OVERLAYS = ("profile_image", "logo")
 
 def poster_spec(opts: OutputOptions, template_id: str, data: dict[str, Any], entity_id: str) -> dict[str, Any]:
     spec = opts.model_dump(exclude_none=True, exclude={"template_id", "custom_data", "items", "metadata", "name",
+                                                       "merge_pdf", "mode",
                                                        "notify_email", "webhook_url", "entity_id", "priority"})
     data = dict(data)
     for key in PER_ITEM_OVERLAYS:
@@ -78,13 +89,16 @@ def poster_spec(opts: OutputOptions, template_id: str, data: dict[str, Any], ent
 
 def submit_posters(opts: OutputOptions, template_id: str, rows: list[dict[str, Any]], *, metadata: dict[str, Any],
             name: str | None, notify_email: str | None, webhook_url: str | None,
-            entity_ids: list[str] | None = None, priority: int | None = None) -> jobs.Job:
-    tv = template_store.get(template_id)  # 404 before any job exists
+            entity_ids: list[str] | None = None, template: template_store.TemplateVersion | None = None,
+            dispatch: Dispatch | None = None, priority: int | None = None) -> jobs.Job:
+    tv = template or template_store.get(template_id)  # 404 before any job exists
     job = jobs.create_job("poster", total=len(rows), template_id=tv.id, template_section=tv.section,
                           template_version=tv.version, notify_email=notify_email, webhook_url=webhook_url,
                           metadata=metadata, name=name, priority=priority)
     ids = entity_ids or [entity_id_of(row, i) for i, row in enumerate(rows)]
     work = [(i, poster_spec(opts, tv.id, row, ids[i]), ids[i]) for i, row in enumerate(rows)]
+    if dispatch is not None and dispatch(job, work):
+        return job
     if len(work) <= DIRECT_SUBMIT_MAX:
         enqueue.submit_posters(job.job_id, work, priority=job.priority)
         jobs.add_log(job.job_id, "INFO", f"queued {len(rows)} poster(s) from template {tv.id}")

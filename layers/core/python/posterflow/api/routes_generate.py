@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from posterflow.api import idempotency
+from posterflow.api import batch_modes, idempotency
 from posterflow.api.errors import ApiError
 from posterflow.api.links import job_links, presigned_get
 from posterflow.api.poster_requests import (
     MAX_INLINE_ITEMS,
     BatchRequest,
+    Dispatch,
     GenerateRequest,
     entity_id_of,
     poster_spec,
@@ -20,6 +21,7 @@ from posterflow.api.poster_requests import (
 )
 from posterflow.api.render_client import invoke_render
 from posterflow.errors import Reason
+from posterflow.posters.template_store import TemplateVersion
 
 router = Router()
 
@@ -63,15 +65,17 @@ def templates_generate(body: Annotated[GenerateRequest, Body()]) -> tuple[dict[s
 
 @router.post("/api/generate-batch")
 def generate_batch(body: Annotated[BatchRequest, Body()]) -> tuple[dict[str, Any], int]:
-    return idempotency.once("generate-batch", body, lambda: batch(body))
+    return idempotency.once("generate-batch", body, lambda: batch_modes.generate_batch(body, batch))
 
 
-def batch(body: BatchRequest) -> tuple[dict[str, Any], int]:
+def batch(body: BatchRequest, *, template: TemplateVersion | None = None,
+          dispatch: Dispatch | None = None) -> tuple[dict[str, Any], int]:
     if len(body.items) > MAX_INLINE_ITEMS:
         raise ApiError(Reason.TOO_MANY_ITEMS,
                        f"{len(body.items)} items is over the inline limit of {MAX_INLINE_ITEMS}; "
                        "upload a CSV or JSON-lines manifest with POST /api/uploads instead")
     job = submit_posters(body, body.template_id, body.items, metadata=body.metadata, name=body.name,
+                  template=template, dispatch=dispatch,
                   notify_email=body.notify_email, webhook_url=body.webhook_url, priority=body.priority)
     n = len(body.items)
     return {"success": True, "job_id": job.job_id, "total_items": n,

@@ -11,6 +11,7 @@ from posterflow import aws, config, jobs
 from posterflow.api.errors import ApiError
 from posterflow.api.links import job_links, presigned_get
 from posterflow.errors import Reason
+from posterflow.finalize import merge_pdf
 from posterflow.jobs import enqueue, lanes
 from posterflow.jobs.retry import plan_for
 from posterflow.resources import stack_spec
@@ -33,6 +34,19 @@ def result_json(item: jobs.Item) -> dict[str, Any]:
         "error_code": item.error_code,
         **({"face": item.extra} if item.extra and "face_detected" in item.extra else {}),
     }
+
+
+def merged_pdf_json(job: jobs.Job) -> dict[str, Any]:
+    """A ``merge_pdf`` batch's merged PDF once finalize has written it: ``merged_pdf_urls`` (one
+    per part of at most ``POSTERFLOW_MERGED_PDF_PART_PAGES`` pages) and ``merged_pdf_url`` when
+    it is one file; nothing for other jobs."""
+    if not job.extra.get("merge_pdf"):
+        return {}
+    record = merge_pdf.merged_record(job)
+    parts = record.get("parts", []) if record.get("done") else []
+    urls = [presigned_get(str(p["key"])) for p in parts]
+    return {"merge_pdf": True, "merged_pdf_url": urls[0] if len(urls) == 1 else None, "merged_pdf_urls": urls,
+            "merged_pdf_pages": record.get("pages") if record.get("done") else None}
 
 
 def job_json(job: jobs.Job) -> dict[str, Any]:
@@ -59,6 +73,7 @@ def job_json(job: jobs.Job) -> dict[str, Any]:
         "error": job.error,
         "metadata": job.metadata,
         "archive_url": presigned_get(job.archive_key) if job.archive_key else None,
+        **merged_pdf_json(job),
         # The API is key-protected and server-to-server: whoever may read the job may follow it.
         **job_links(job),
     }

@@ -12,7 +12,7 @@ import concurrent.futures as cf
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,12 +77,17 @@ def existing_archive(job: jobs.Job, key: str) -> bool:
         raise
 
 
-def build_archive(job: jobs.Job, key: str, items: Iterable[jobs.Item] | None = None) -> ArchiveResult:
+def build_archive(job: jobs.Job, key: str, items: Iterable[jobs.Item] | None = None, *,
+                  merged_parts: Sequence[tuple[str, int]] = ()) -> ArchiveResult:
     """Stream the job's outputs and manifests into ``key``. ``items`` defaults to all of the
-    job's items (read page by page)."""
+    job's items (read page by page). ``merged_parts`` (S3 key, part number) are the merged PDF
+    of a ``merge_pdf`` batch (:mod:`posterflow.finalize.merge_pdf`), added as ``merged.pdf``
+    (``merged-001.pdf`` … when there are parts) and named in ``manifest.json``."""
     started = time.perf_counter()
     bucket = config.bucket()
-    manifest = ManifestWriter(_summary(job))
+    names = [merged_member_name(number, len(merged_parts)) for _, number in merged_parts]
+    summary = _summary(job) | ({"merged_pdf": names} if merged_parts else {})
+    manifest = ManifestWriter(summary)
     counter = {"files": 0}
     now = datetime.now(UTC).replace(tzinfo=None)
     source = items if items is not None else jobs.iter_items(job.job_id, consistent=True)
@@ -95,6 +100,8 @@ def build_archive(job: jobs.Job, key: str, items: Iterable[jobs.Item] | None = N
             manifest.add(ManifestRow.of(item, name))
             counter["files"] += 1
             yield _member(name, now, fetched)
+        for (merged_key, _), merged_name in zip(merged_parts, names, strict=True):
+            yield _member(merged_name, now, _fetch_key(bucket, merged_key))
         yield "manifest.csv", now, _FILE_MODE, ZIP_64, manifest.csv_chunks()
         yield "manifest.json", now, _FILE_MODE, ZIP_64, manifest.json_chunks()
 
@@ -147,6 +154,22 @@ def _member(name: str, modified: datetime, fetched: Fetched) -> MemberFile:
         method = NO_COMPRESSION_64(len(fetched), zlib.crc32(fetched))
         return name, modified, _FILE_MODE, method, (fetched,)
     return name, modified, _FILE_MODE, ZIP_64, fetched.iter_chunks(1024 * 1024)
+
+
+def merged_member_name(part: int, parts: int) -> str:
+    return "merged.pdf" if parts == 1 else f"merged-{part:03d}.pdf"
+
+
+def _fetch_key(bucket: str, key: str) -> Fetched:
+    """A merged PDF: whole if small, else streamed (it may be hundreds of MB)."""
+    try:
+        resp = aws.client("s3").get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise ArchiveError(f"merged PDF is missing: s3://{bucket}/{key}") from None
+        raise
+    body = resp["Body"]
+    return bytes(body.read()) if int(resp.get("ContentLength", 0)) <= WHOLE_FETCH_MAX else body
 
 
 def _fetch(bucket: str, item: jobs.Item) -> Fetched:

@@ -20,11 +20,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from posterflow import config, jobs, tenancy
-from posterflow.finalize import archive, links, mail, state, webhook
+from posterflow.finalize import archive, links, mail, merge_pdf, state, webhook
 
 logger = Logger(child=True)
 
-Action = Literal["archive", "email", "webhook", "notify_failed", "complete", "fail"]
+Action = Literal["merge_pdf", "archive", "email", "webhook", "notify_failed", "complete", "fail"]
 
 
 class EmailTransientError(Exception):
@@ -66,6 +66,7 @@ def outcome(
 def handle(event: dict[str, Any]) -> dict[str, Any]:
     ev = FinalizeEvent.model_validate(event)
     handlers = {
+        "merge_pdf": _merge_pdf,
         "archive": _archive,
         "email": _email,
         "webhook": _webhook,
@@ -105,7 +106,9 @@ def _archive(ev: FinalizeEvent) -> dict[str, Any]:
     if isinstance(recorded, dict) and archive.existing_archive(job, key):
         logger.info("archive already built", extra={"key": key})
         return outcome(job, proceed=True, status=status, archive_key=key, files=int(recorded.get("files", 0)))
-    result = archive.build_archive(job, key)
+    merged = merge_pdf.merged_record(job, ev.finalize_round)
+    parts = [(str(p["key"]), int(p["part"])) for p in merged.get("parts", [])] if merged.get("done") else []
+    result = archive.build_archive(job, key, merged_parts=parts)
     state.record_archive(job.job_id, key, ev.finalize_round)
     state.put(job.job_id, flag, {"files": result.files, "bytes": result.bytes, "seconds": round(result.seconds, 3)})
     what = "manifest only (no item succeeded)" if result.manifest_only else f"{result.files} file(s)"
@@ -116,6 +119,47 @@ def _archive(ev: FinalizeEvent) -> dict[str, Any]:
         {"archive_key": key, "seconds": round(result.seconds, 3), "manifest_rows": result.manifest_rows},
     )
     return outcome(job, proceed=True, status=status, archive_key=key, files=result.files)
+
+
+def _merge_pdf(ev: FinalizeEvent) -> dict[str, Any]:
+    """One part of the merged PDF of a ``merge_pdf`` batch (:mod:`posterflow.finalize.merge_pdf`);
+    the state machine calls this again while it answers ``done: false``. Every other job is
+    done at once."""
+    job = jobs.get_job(ev.job_id)
+    if not job.extra.get("merge_pdf") or _stale(job, ev):
+        return {"done": True, "parts": 0}
+    if job.status in (jobs.JobStatus.FAILED, jobs.JobStatus.CANCELLED) or not job.is_complete:
+        return {"done": True, "parts": 0, "reason": f"job {job.status}, {job.processed} of {job.total} processed"}
+    flag = merge_pdf.merged_flag(ev.finalize_round)
+    record = merge_pdf.merged_record(job, ev.finalize_round)
+    parts: list[dict[str, Any]] = list(record.get("parts", []))
+    if record.get("done"):
+        return {"done": True, "parts": len(parts)}
+    start = int(record.get("next_item", 0))
+    number = len(parts) + 1
+    key = merge_pdf.merged_key(job.tenant, job.job_id, ev.finalize_round, number)
+    result = merge_pdf.merge_part(
+        merge_pdf.succeeded_from(job.job_id, start), key, part=number, max_pages=merge_pdf.part_pages(job),
+        deadline=time.monotonic() + merge_pdf.time_budget_s(), title=job.name or f"posterflow job {job.job_id}",
+        file_name=merge_pdf.download_name(job, number),
+    )
+    if result.part is not None:
+        parts.append(result.part.as_dict())
+    done = result.next_item is None
+    skipped = [*record.get("skipped", []), *result.skipped]
+    state.put(job.job_id, flag, {"parts": parts, "done": done, "next_item": result.next_item,
+                                 "pages": sum(int(p["pages"]) for p in parts), "skipped": skipped[:100]})
+    if result.skipped:
+        jobs.add_log(job.job_id, "WARNING", f"{len(result.skipped)} succeeded item(s) have no PDF output; "
+                     "they are not in the merged PDF", {"items": list(result.skipped)[:100]})
+    if result.part is not None:
+        p = result.part
+        jobs.add_log(job.job_id, "INFO", f"merged PDF part {p.part}: items {p.first_item}–{p.last_item}, "
+                     f"{p.pages} page(s), {p.bytes} bytes",
+                     {"key": p.key, "seconds": round(p.seconds, 3), "next_item": result.next_item})
+    elif not parts:
+        jobs.add_log(job.job_id, "INFO", "no merged PDF: no item succeeded with a PDF")
+    return {"done": done, "parts": len(parts)}
 
 
 def _email(ev: FinalizeEvent) -> dict[str, Any]:

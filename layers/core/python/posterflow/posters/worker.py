@@ -108,9 +108,24 @@ def record_outcomes(work: list[PosterWork], message_ids: list[str],
     return redeliver
 
 
+def handle_inline(event: dict[str, Any]) -> dict[str, Any]:
+    """A chunk of an inline batch (``POST /api/generate-batch`` with ``mode`` sync/auto):
+    ``{"inline": {"job_id", "items": [{"item_id", "spec"}]}}``, rendered and recorded exactly as
+    an SQS batch is (the job's tenant, the cancel check, one counting write); answers the ids of
+    the items it could not record (retryable problems), which the API queues."""
+    inline = event["inline"]
+    job_id = str(inline["job_id"])
+    batch = [sqs_batch.Received(message_id=str(int(x["item_id"])),
+                                message=PosterMessage(job_id=job_id, item_id=int(x["item_id"]), spec=x["spec"]))
+             for x in inline["items"]]
+    return {"ok": True, "unrecorded": [int(m) for m in render_batch(batch)]}
+
+
 def handle_direct(event: dict[str, Any]) -> dict[str, Any]:
     """Synchronous render for ``POST /api/generate``: ``{"spec": {...}, "tenant": ...}`` →
     output or error. The API passes the caller's tenant (only it can invoke this function)."""
+    if "inline" in event:
+        return handle_inline(event)
     try:
         spec = PosterSpec.model_validate(event.get("spec") or {})
     except ValidationError as exc:
