@@ -20,6 +20,7 @@ from posterflow.api import (
     routes_download,
     routes_generate,
     routes_jobs,
+    routes_stats,
     routes_templates,
     routes_uploads,
 )
@@ -51,7 +52,7 @@ def build() -> APIGatewayRestResolver:
                         body=app.get_openapi_json_schema(title="posterflow API", version="1.0.0"))
 
     for routes in (routes_templates, routes_generate, routes_jobs, routes_download, routes_bulk, routes_uploads,
-                   routes_batch):
+                   routes_batch, routes_stats):
         app.include_router(routes.router)
 
     @app.exception_handler(RequestValidationError)
