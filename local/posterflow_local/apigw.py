@@ -23,12 +23,43 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from posterflow.resources import stack_spec
 from posterflow_local.lambda_runtime import InvokeResult, LambdaRuntime
 
 log = logging.getLogger("posterflow.local.apigw")
 
-# The stack's REST API configures no binary media types (infra/posterflow_infra/apis.py).
-BINARY_MEDIA_TYPES: tuple[str, ...] = ()
+# The stack's REST API's binary media types and request cap, from the one resource spec
+# (infra/posterflow_infra/apis.py reads the same values).
+BINARY_MEDIA_TYPES: tuple[str, ...] = stack_spec().api_binary_media_types
+MAX_REQUEST_BYTES = stack_spec().api_max_request_bytes
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, or API Gateway's answer to one over its cap: 413 with the stack's
+    ``REQUEST_TOO_LARGE`` gateway response (the API's error shape), the function never called."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(1024 * 1024):  # b"" at the end
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            await _discard(request)
+            raise _too_large(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _discard(request: web.Request, budget_s: float = 5.0) -> None:
+    """Read the rest of a refused body (for a while), so the answer is read by a client still
+    sending and the connection stays usable, as with API Gateway."""
+    deadline = time.monotonic() + budget_s
+    while time.monotonic() < deadline and await request.content.read(1024 * 1024):
+        pass
+
+
+def _too_large(size: int) -> web.HTTPRequestEntityTooLarge:
+    return web.HTTPRequestEntityTooLarge(max_size=MAX_REQUEST_BYTES, actual_size=size,
+                                         text=json.dumps(stack_spec().api_too_large_error),
+                                         content_type="application/json")
 
 
 def rest_event(request: web.Request, body: bytes, stage: str, *,
@@ -217,7 +248,7 @@ class ApiGateway:
         return web.FileResponse(self.static_dir / "index.html")
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
+        body = await read_body(request)
         event = rest_event(request, body, self.stage)
         return proxy_response(await self._invoke(self.rest_function, event))
 

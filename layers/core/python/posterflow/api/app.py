@@ -22,6 +22,7 @@ from posterflow.api import (
     routes_jobs,
     routes_stats,
     routes_templates,
+    routes_upload_zip,
     routes_uploads,
 )
 from posterflow.api.errors import ApiError, response_of, status_of
@@ -54,6 +55,7 @@ def build() -> APIGatewayRestResolver:
     for routes in (routes_templates, routes_generate, routes_jobs, routes_download, routes_bulk, routes_uploads,
                    routes_batch, routes_stats):
         app.include_router(routes.router)
+    app.include_router(routes_upload_zip.router)  # multipart: its body passes the JSON gate (api/body.py)
 
     @app.exception_handler(RequestValidationError)
     def validation(exc: RequestValidationError) -> Response[str]:

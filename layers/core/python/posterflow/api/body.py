@@ -35,6 +35,8 @@ MAX_INT_DIGITS = 38
 MIN_MAGNITUDE = 1e-130
 MAX_MAGNITUDE = 1e126  # exclusive
 _INT_LIMIT = 10**MAX_INT_DIGITS  # exclusive
+# Routes that read a multipart/form-data body themselves, with their own size budget.
+MULTIPART_ROUTES = frozenset({("POST", "/api/batch/upload-zip")})
 
 # The body parsed by the last gate call in this thread, for the resolver: (text, value).
 _parsed: ContextVar[tuple[str, Any] | None] = ContextVar("posterflow_parsed_body", default=None)
@@ -55,11 +57,13 @@ def gate(event: dict[str, Any]) -> None:
     raw = event.get("body")
     if not raw:
         return
+    content_type = _content_type(event)
+    if _is_multipart_route(event, content_type):
+        return  # the route reads the form within its own budget (api/multipart.py)
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(Reason.PAYLOAD_TOO_LARGE,
                        "request body is over 6 MB; for large batches upload a manifest with POST /api/uploads",
                        {"max_bytes": MAX_BODY_BYTES})
-    content_type = _content_type(event)
     if event.get("isBase64Encoded"):
         if not _read_as_text(content_type):
             return  # binary (multipart, images, …): the route reads the bytes
@@ -114,6 +118,13 @@ def _content_type(event: dict[str, Any]) -> str:
     return ""
 
 
+def _is_multipart_route(event: dict[str, Any], content_type: str) -> bool:
+    """A multipart form posted to a route that takes one (:data:`MULTIPART_ROUTES`); the
+    same body anywhere else is gated as before."""
+    return (content_type.startswith("multipart/form-data")
+            and (str(event.get("httpMethod", "")).upper(), event.get("path")) in MULTIPART_ROUTES)
+
+
 def _is_json_type(content_type: str) -> bool:
     # Powertools parses a body with no Content-Type as JSON too.
     return not content_type or content_type.startswith("application/json")
@@ -139,7 +150,8 @@ def _decode_base64_text(raw: str) -> str:
 def _check_text(text: str) -> None:
     """Refuse text that did not come from UTF-8.
 
-    Without binary media types (the stack has none) API Gateway passes a body as text and
+    Unless its type is a binary media type (the stack's are multipart/form-data and
+    application/zip, ``posterflow.resources``) API Gateway passes a body as text and
     puts U+FFFD in place of each byte that is not UTF-8, so U+FFFD is the only trace an
     invalid body leaves: it is refused, at the price of refusing a client that really
     meant to send U+FFFD (a mark of text already damaged). Lone surrogates come from

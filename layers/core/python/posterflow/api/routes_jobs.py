@@ -54,6 +54,7 @@ def job_json(job: jobs.Job) -> dict[str, Any]:
         "job_id": job.job_id,
         "kind": str(job.kind),
         "name": job.name,
+        "project_id": job.project_id,
         "status": str(job.status),
         "template_id": job.template_id,
         "template_section": job.template_section,
@@ -132,13 +133,17 @@ def job_logs(job_id: str, level: Annotated[str | None, Query()] = None, limit: A
 
 @router.get("/api/jobs")
 def list_jobs(status: Annotated[str | None, Query()] = None, limit: Annotated[int, Query()] = 50,
-              cursor: Annotated[str | None, Query()] = None) -> dict[str, Any]:
+              cursor: Annotated[str | None, Query()] = None,
+              project_id: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
+    """The caller's jobs, newest first; ``project_id`` keeps one project's (a page may then be
+    short: follow ``next`` until it is null)."""
     if status is not None and status not in {s.value for s in jobs.JobStatus}:
         raise ApiError(Reason.INVALID_STATUS, f"unknown status {status!r}",
                        {"allowed": [s.value for s in jobs.JobStatus]})
     if not 1 <= limit <= 1000:
         raise ApiError(Reason.INVALID_LIMIT, "limit must be between 1 and 1000")
-    found, next_cursor = jobs.list_jobs(status, limit=limit, cursor=cursor)  # InvalidCursor: invalid_cursor
+    found, next_cursor = jobs.list_jobs(status, limit=limit, cursor=cursor,  # InvalidCursor: invalid_cursor
+                                        project_id=project_id)
     return {"jobs": [job_json(j) for j in found], "next": next_cursor}
 
 

@@ -65,6 +65,8 @@ class Job(_Model):
     kind: JobKind
     status: JobStatus
     name: str | None = None
+    project_id: str | None = Field(None, description="the caller's project (seed 004's projectId); "
+                                                    "GET /api/jobs?project_id= lists its jobs")
     total: int | None = Field(None, description="None until the splitter has counted the input")
     processed: int = 0
     succeeded: int = 0

@@ -46,6 +46,9 @@ from posterflow.jobs.models import (
 MAX_INLINE_INPUT_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 32 * 1024
 MAX_ERROR_CHARS = 4000
+# list_jobs(project_id=): index records read per query, and queries per status partition, per page.
+PROJECT_FILTER_PAGE = 200
+PROJECT_FILTER_READS = 10
 
 # Job fields set_status may set directly; anything else goes into the job's ``extra`` map.
 _SETTABLE_FIELDS = frozenset(
@@ -107,6 +110,7 @@ def create_job(
     webhook_url: str | None = None,
     metadata: dict[str, Any] | None = None,
     name: str | None = None,
+    project_id: str | None = None,
     job_id: str | None = None,
     tenant: str | None = None,
     priority: int | None = None,
@@ -132,6 +136,7 @@ def create_job(
         "kind": kind,
         "status": JobStatus.QUEUED.value,
         "name": name,
+        "project_id": project_id,
         "total": total,
         "processed": 0,
         "succeeded": 0,
@@ -172,6 +177,7 @@ def create_job(
         "status": JobStatus.QUEUED.value,
         "created_at": now,
         "name": name,
+        "project_id": project_id,  # list_jobs(project_id=) filters on it
     }
     cond = {"ConditionExpression": "attribute_not_exists(#pk)", "ExpressionAttributeNames": {"#pk": t.partition_key}}
     try:
@@ -305,6 +311,7 @@ def list_jobs(
     cursor: str | None = None,
     tenant: str | None = None,
     all_tenants: bool = False,
+    project_id: str | None = None,
 ) -> tuple[list[Job], str | None]:
     """The jobs of ``tenant`` (default: the caller's) newest first, optionally of one status;
     ``cursor`` continues a previous page. ``all_tenants`` lists every tenant's (the stall
@@ -312,18 +319,28 @@ def list_jobs(
 
     Each status is one GSI partition; without a status filter the newest ``limit`` of every
     status partition are merged, and the cursor is the last returned sort key, so it works the
-    same for both shapes. The cursor is bound to the tenant: another tenant's is refused."""
+    same for both shapes. The cursor is bound to the tenant: another tenant's is refused.
+
+    ``project_id`` keeps only that project's jobs: a filter on the index query (the INDEX
+    record carries the project), read on until each partition gave ``limit`` matches or
+    :data:`PROJECT_FILTER_READS` reads. A page is then only what is known to be complete: the
+    jobs above the highest point a partition's reads stopped at, so a page may be short, and
+    ``next`` continues from that point (no job skipped or repeated). The cursor is bound to
+    the project too."""
     if not 1 <= limit <= 1000:
         raise ValueError("limit must be within 1..1000")
     wanted = [JobStatus(status)] if status is not None else list(JobStatus)
     owner = "*" if all_tenants else (tenant or tenancy.current())
     scope = f"jobs:{owner}:" + (wanted[0].value if status is not None else "*")
+    if project_id is not None:
+        scope += f":project:{project_id}"
     before = d.decode_cursor(cursor, scope) if cursor else None
     if before is not None and not all_tenants and not before.startswith(owner + "#"):
         raise InvalidCursor("cursor belongs to another listing")  # an edited position
     t = d.spec()
     found: list[tuple[str, str]] = []
     more = False
+    floor: str | None = None  # the highest sort key a filtered partition's reads stopped at
     for s in wanted:
         e = Expr()
         condition = f"{e.name(t.gsi_partition_key)} = {e.value(_gsi_pk(s))}"
@@ -336,21 +353,39 @@ def list_jobs(
             condition += f" AND {e.name(t.gsi_sort_key)} BETWEEN {e.value(owner + '#')} AND {e.value(before)}"
         else:
             condition += f" AND begins_with({e.name(t.gsi_sort_key)}, {e.value(owner + '#')})"
-        resp = d.ddb().query(
-            TableName=d.table(),
-            IndexName=t.gsi_name,
-            KeyConditionExpression=condition,
-            ExpressionAttributeNames=e.names,
-            ExpressionAttributeValues=e.values,
-            ScanIndexForward=False,
-            Limit=limit + (1 if before is not None and not all_tenants else 0),
-        )
-        more = more or "LastEvaluatedKey" in resp
-        for raw in resp.get("Items", []):
-            values = d.from_item(raw)
-            if values[t.gsi_sort_key] != before:
-                found.append((values[t.gsi_sort_key], values["job_id"]))
+        params: dict[str, Any] = {
+            "TableName": d.table(), "IndexName": t.gsi_name, "KeyConditionExpression": condition,
+            "ScanIndexForward": False, "Limit": limit + (1 if before is not None and not all_tenants else 0),
+        }
+        if project_id is not None:
+            params["FilterExpression"] = f"{e.name('project_id')} = {e.value(project_id)}"
+            params["Limit"] = max(params["Limit"], PROJECT_FILTER_PAGE)
+        params["ExpressionAttributeNames"], params["ExpressionAttributeValues"] = e.names, e.values
+        matches, reads = 0, 0
+        while True:
+            resp = d.ddb().query(**params)
+            reads += 1
+            for raw in resp.get("Items", []):
+                values = d.from_item(raw)
+                if values[t.gsi_sort_key] != before:
+                    found.append((values[t.gsi_sort_key], values["job_id"]))
+                    matches += 1
+            last = resp.get("LastEvaluatedKey")
+            if project_id is None or last is None:
+                more = more or last is not None
+                break
+            if matches >= limit or reads >= PROJECT_FILTER_READS:
+                stopped = str(d.from_item(last)[t.gsi_sort_key])
+                floor = stopped if floor is None or stopped > floor else floor
+                break
+            params["ExclusiveStartKey"] = last
     found.sort(reverse=True)
+    if floor is not None:
+        # Below the floor some partition was not read: only the jobs above it are known.
+        known = [f for f in found if f[0] >= floor]
+        more = True
+        if len(known) <= limit:
+            found = known
     # A job that changes status between two partition queries shows up in both: keep one.
     newest: dict[str, str] = {}
     for sort_key, job_id in found:
@@ -362,7 +397,8 @@ def list_jobs(
     # The index lags a status change by a moment; the job record itself is the truth.
     jobs = [jobs_by_id[job_id] for _, job_id in page
             if job_id in jobs_by_id and jobs_by_id[job_id].status in wanted]
-    next_cursor = d.encode_cursor(scope, page[-1][0]) if more and page else None
+    position = page[-1][0] if page and (len(found) > limit or floor is None) else floor
+    next_cursor = d.encode_cursor(scope, position) if more and position is not None else None
     return jobs, next_cursor
 
 
