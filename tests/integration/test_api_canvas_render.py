@@ -160,3 +160,26 @@ def test_generate_async_and_bulk_csv(cloud: Any, postcard: str, photo: str) -> N
     # An empty address is a value (as in HTML); the row still renders.
     assert by_entity["c2"]["status"] == "completed" and ink_bands(
         Image.open(io.BytesIO(fetch(by_entity["c2"]["url"]))), ADDRESS_BOX) == 0
+
+
+def test_preview_fills_the_samples(cloud: Any, postcard: str) -> None:
+    status, body, headers = api(cloud, "GET", f"/api/templates/{postcard}/preview")
+    assert status == 200 and headers["X-Template-Version"] == "1"
+    image = Image.open(io.BytesIO(body))
+    assert image.size == (900, 600) and decode_qr(image) == "https://example.com"
+    assert ink_bands(image, ADDRESS_BOX) == 2  # the address sample has two lines
+
+
+def test_a_print_pdf_at_a_postcard_preset_with_bleed(cloud: Any, postcard: str, photo: str) -> None:
+    from pypdf import PdfReader
+
+    status, body, _ = api(cloud, "POST", "/api/generate", {
+        "template_id": postcard, "custom_data": row(21, photo), "format": "pdf", "size": "postcard-6x4",
+        "bleed_mm": 3})
+    assert status == 200, body
+    reader = PdfReader(io.BytesIO(fetch(body["url"])))
+    assert len(reader.pages) == 1
+    box = reader.pages[0].mediabox
+    points = [round(float(v) * 25.4 / 72, 1) for v in (box.width, box.height)]
+    assert points == [152.4 + 6, 101.6 + 6]
+    assert "Recipient 21" in reader.pages[0].extract_text()  # text kept as text, not pixels

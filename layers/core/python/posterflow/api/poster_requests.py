@@ -35,6 +35,8 @@ class OutputOptions(BaseModel):
     quality: int = Field(85, ge=1, le=100)
     logo: str | None = None
     profile_image: str | None = None
+    bleed_mm: float | None = Field(None, ge=0, le=20, description="print PDF bleed on every side (canvas "
+                                   "templates; default: the template's)")
 
 
 class GenerateRequest(OutputOptions):
