@@ -75,7 +75,8 @@ def build_frames(changes: stream.JobChanges, gate: Gate, presign: Callable[[str]
         frames += [Frame(events.items_completed(job_id, chunk, alias=alias)) for alias in aliases]
 
     if job is not None and allowed:
-        frames.append(Frame(events.progress(job), events.order_key(job)))
+        current = events.current_entity(changes.items)
+        frames.append(Frame(events.progress(job, current_entity=current), events.order_key(job)))
 
     for change in ending:
         order = events.order_key(change.job)

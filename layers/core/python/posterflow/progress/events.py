@@ -89,8 +89,17 @@ def job_fields(job: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def progress(job: Mapping[str, Any]) -> dict[str, Any]:
-    return {"event": "progress", **job_fields(job), "ts": time.time()}
+def current_entity(items: Sequence[Mapping[str, Any]]) -> str | None:
+    """The entity the job is at (seed 002's "current recipient being processed"): that of the
+    latest item to land among ``items`` (stream order), None when none landed."""
+    for raw in reversed(items):
+        if raw.get("entity_id") not in (None, ""):
+            return str(raw["entity_id"])
+    return None
+
+
+def progress(job: Mapping[str, Any], current_entity: str | None = None) -> dict[str, Any]:
+    return {"event": "progress", **job_fields(job), "current_entity": current_entity, "ts": time.time()}
 
 
 def status(job: Mapping[str, Any], previous: str | None) -> dict[str, Any]:

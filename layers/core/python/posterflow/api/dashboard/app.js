@@ -170,6 +170,7 @@ function onFrame(frame) {
   switch (frame.event) {
     case "connected": case "subscribed": case "progress": case "status":
       applyState(frame);
+      if (frame.current_entity) $("job-current").textContent = String(frame.current_entity);
       if (frame.event === "status" && FINAL.has(frame.status)) refreshJob().catch(() => {});
       break;
     case "item_completed": addItems(frame.items || []); break;
