@@ -82,7 +82,7 @@ def test_seed_004_curl_upload_then_status_poll(cloud: Any, tmp_path: Path) -> No
     # The same job: the project and priority kept, every entry an item with its reason.
     got, job, _ = api(cloud, "GET", f"/api/jobs/{body['job_id']}")
     assert got == 200 and job["kind"] == "crop" and job["project_id"] == "proj-123"
-    assert job["metadata"]["priority"] == 5 and job["metadata"]["source"] == "upload-zip"
+    assert job["priority"] == 5 and job["lane"] == "normal" and job["metadata"]["source"] == "upload-zip"
     codes = {r["entity_id"]: (r["status"], r["error_code"]) for r in job["results"]}
     assert codes["team/astronaut.jpg"] == ("completed", None)
     assert codes["team/broken.jpg"] == ("failed", "truncated")
@@ -104,6 +104,7 @@ def _form(tmp_path: Path, **parts: bytes | str) -> list[str]:
 _PHOTO_ZIP = photos.zip_of([("a.jpg", b"\xff\xd8 not decoded by the API")])
 _TRUNCATED_ZIP = photos.zip_of([("a.jpg", b"x" * 2000), ("b.jpg", b"y" * 2000)])[:-30]
 
+RANGE = "from 1 (most urgent) to 10"  # the 422 names the range
 BAD: dict[str, tuple[dict[str, bytes | str], int, str, str]] = {
     # name: (form, status, code, words the message must hold)
     "missing-file": ({"projectId": "p"}, 422, "missing_file", "-F file=@"),
@@ -111,11 +112,11 @@ BAD: dict[str, tuple[dict[str, bytes | str], int, str, str]] = {
     "not-a-zip": ({"file": b"just some text, not an archive" * 4}, 422, "invalid_zip", "not a usable ZIP"),
     "corrupt-zip": ({"file": _TRUNCATED_ZIP}, 422, "invalid_zip", "not a usable ZIP"),
     "no-photos": ({"file": photos.zip_of([("notes.txt", b"hello"), ("docs/", b"")])}, 422, "no_photos", "no photos"),
-    "priority-word": ({"file": _PHOTO_ZIP, "priority": "high"}, 422, "validation_error", "1 to 10"),
-    "priority-decimal": ({"file": _PHOTO_ZIP, "priority": "5.5"}, 422, "validation_error", "1 to 10"),
-    "priority-high": ({"file": _PHOTO_ZIP, "priority": "11"}, 422, "validation_error", "from 1 to 10"),
-    "priority-zero": ({"file": _PHOTO_ZIP, "priority": "0"}, 422, "validation_error", "from 1 to 10"),
-    "priority-non-ascii-digit": ({"file": _PHOTO_ZIP, "priority": "\u0665"}, 422, "validation_error", "1 to 10"),
+    "priority-word": ({"file": _PHOTO_ZIP, "priority": "high"}, 422, "validation_error", RANGE),
+    "priority-decimal": ({"file": _PHOTO_ZIP, "priority": "5.5"}, 422, "validation_error", RANGE),
+    "priority-high": ({"file": _PHOTO_ZIP, "priority": "11"}, 422, "validation_error", RANGE),
+    "priority-zero": ({"file": _PHOTO_ZIP, "priority": "0"}, 422, "validation_error", RANGE),
+    "priority-arabic-digit": ({"file": _PHOTO_ZIP, "priority": "\u0665"}, 422, "validation_error", RANGE),
 }
 
 

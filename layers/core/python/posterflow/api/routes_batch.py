@@ -157,7 +157,7 @@ def _create(body: AddImagesRequest, sources: list[dict[str, str]], fingerprint: 
     try:
         job = jobs.create_job("crop", total=len(sources), job_id=body.batch_id, name=body.name,
                               notify_email=body.notify_email, webhook_url=body.webhook_url, metadata=metadata,
-                              priority=body.priority)
+                              priority=body.priority, project_id=body.project_id)
     except jobs.ItemTooLarge as exc:
         raise ApiError(Reason.METADATA_TOO_LARGE, str(exc)) from None
     # Items first, so a fast worker always finds its item.

@@ -32,18 +32,17 @@ from posterflow.api.errors import ApiError
 from posterflow.api.links import job_links
 from posterflow.errors import Reason
 from posterflow.formats import zipindex
+from posterflow.jobs import lanes
 from posterflow.resources import stack_spec
 
 router = Router()
 
 ROUTE = "/api/batch/upload-zip"
 BIG_UPLOADS = "upload bigger ZIPs with POST /api/uploads (kind: crop), a presigned PUT of up to 5 GB"
-PRIORITY_RANGE = (1, 10)
 PARSE_BUDGET_S = 5.0
 SCAN_BUDGET_S = 10.0
 MAX_NAME_CHARS = 200
 _SOURCE = "upload-zip"
-_INTEGER = re.compile(r"^[+-]?[0-9]+$")  # ASCII digits only (str.isdigit accepts others int() reads)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # Form field names the seed and snake_case callers use, by the model's field.
 FIELD_NAMES: dict[str, tuple[str, ...]] = {
@@ -59,7 +58,7 @@ class UploadZipForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     project_id: str | None = Field(None, min_length=1, max_length=200)
-    priority: int | None = Field(None, ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1])
+    priority: int | None = Field(None, ge=lanes.PRIORITY_MIN, le=lanes.PRIORITY_MAX)
     notify_email: str | None = Field(None, min_length=3, max_length=320)
     webhook_url: str | None = Field(None, min_length=1, max_length=2048)
 
@@ -71,17 +70,6 @@ def budget() -> multipart.Budget:
 
 def _invalid(field: str, message: str, kind: str) -> ApiError:
     return ApiError(Reason.VALIDATION_ERROR, message, [{"loc": ["form", field], "msg": message, "type": kind}])
-
-
-def _priority(text: str) -> int:
-    low, high = PRIORITY_RANGE
-    if not _INTEGER.match(text.strip()):
-        raise _invalid("priority", f"priority must be a whole number from {low} to {high}; got {text[:50]!r}",
-                       "int_parsing")
-    value = int(text.strip())
-    if not low <= value <= high:
-        raise _invalid("priority", f"priority must be from {low} to {high}; got {value}", "range")
-    return value
 
 
 def read_form(parts: list[multipart.Part]) -> tuple[multipart.Part, UploadZipForm]:
@@ -107,7 +95,8 @@ def read_form(parts: list[multipart.Part]) -> tuple[multipart.Part, UploadZipFor
             raise _invalid(field, f"give one of {' and '.join(given)}, not both", "duplicate")
         if given:
             text = by_name[given[0]][0].text()
-            values[field] = _priority(text) if field == "priority" else text.strip()
+            # priority: 1 (most urgent) to 10, the job's lane (posterflow.jobs.lanes); 422 otherwise.
+            values[field] = lanes.priority_from_text(text) if field == "priority" else text.strip()
     try:
         return file, UploadZipForm.model_validate(values)
     except ValidationError as exc:
@@ -168,10 +157,8 @@ def upload_zip(data: bytes, file: multipart.Part, form: UploadZipForm) -> tuple[
                                 "bytes": len(data)}
     if form.project_id is not None:
         metadata["projectId"] = form.project_id
-    if form.priority is not None:
-        metadata["priority"] = form.priority
-    job = jobs.create_job("crop", None, name=name, project_id=form.project_id, notify_email=form.notify_email,
-                          webhook_url=form.webhook_url, metadata=metadata)
+    job = jobs.create_job("crop", None, name=name, project_id=form.project_id, priority=form.priority,
+                          notify_email=form.notify_email, webhook_url=form.webhook_url, metadata=metadata)
     # uploads/<tenant>/<job_id>/<file>: the splitter attaches the upload to this job by both.
     key = tenancy.scoped_key(stack_spec().bucket.uploads_prefix, job.tenant, f"{job.job_id}/{name}")
     jobs.add_log(job.job_id, "INFO", f"received {name} ({len(data)} bytes) by POST {ROUTE}: {counts['queued']} "
@@ -191,7 +178,8 @@ def upload_zip(data: bytes, file: multipart.Part, form: UploadZipForm) -> tuple[
         "queued": counts["queued"],
         **counts,
         "project_id": form.project_id,
-        "priority": form.priority,
+        "priority": job.priority,
+        "lane": lanes.lane_of(job.priority),
         "key": key,
         **links,
         # Seed 004 polls the batch status; /api/jobs/{id} has the per-item results.
