@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -262,3 +264,47 @@ def test_bad_dates_are_422_naming_the_format_and_range(cloud: Any, route: str, q
 def test_a_bad_section_is_422(cloud: Any) -> None:
     status, body = _get(cloud, "/api/stats/templates?section=a%23b")
     assert status == 422 and body["error"]["code"] == "invalid_request"
+
+
+def test_concurrent_duplicate_batches_from_8_threads_give_exact_stats(cloud: Any) -> None:
+    """Workers' batches (jobs.finish_batch, as the render worker records them), every outcome
+    delivered twice in shuffled batches from 8 threads: the stats count each item once, and
+    min/max/avg are those of the recorded durations exactly."""
+    headers = {"x-api-key": f"stats-race-{uuid.uuid4().hex[:8]}"}
+    status, who, _ = api(cloud, "GET", "/api/webhook-secret", headers=headers)
+    assert status == 200, who
+    section, n = f"race-{uuid.uuid4().hex[:6]}", 120
+    # No total: the job never completes, so only item stats move (no finalize for fake outputs).
+    job = jobs.create_job("poster", None, template_id=f"{section}_v3", template_section=section,
+                          template_version=3, tenant=who["tenant"])
+    jobs.put_items(job.job_id, [jobs.NewItem(item_id=i) for i in range(n)])
+    rng = random.Random(19)
+    outcomes: dict[int, jobs.ItemOutcome] = {}
+    for i in range(n):
+        if rng.random() < 0.8:
+            outcomes[i] = jobs.ItemOutcome(item_id=i, status=jobs.ItemStatus.SUCCEEDED, output_key=f"k/{i}",
+                                           timings={"total_ms": rng.uniform(5, 5000)})
+        else:
+            outcomes[i] = jobs.ItemOutcome(item_id=i, status=jobs.ItemStatus.FAILED, error="bad",
+                                           error_code="missing_placeholders")
+    deliveries = [i for i in range(n) for _ in range(2)]
+    rng.shuffle(deliveries)
+    batches = [deliveries[k:k + 10] for k in range(0, len(deliveries), 10)]
+
+    def deliver(batch: list[int]) -> list[int]:
+        # A batch may carry the same item twice (a duplicate message): it is recorded one by one.
+        return jobs.finish_batch([(job.job_id, outcomes[i], i) for i in batch])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(unrecorded == [] for unrecorded in pool.map(deliver, batches))
+    times = [round(o.timings["total_ms"]) for o in outcomes.values() if o.timings]
+    status, body = _get(cloud, f"/api/stats/templates?section={section}", headers)
+    assert status == 200, body
+    (found,) = body["sections"]
+    want = {"jobs": 0, "items": n, "succeeded": len(times), "failed": n - len(times),
+            "avg": round(sum(times) / len(times), 2), "min": min(times), "max": max(times), "times": times,
+            "avg_job_duration_ms": None}
+    _assert_matches(found, want)
+    assert [v["version"] for v in found["versions"]] == [3]
+    after = jobs.get_job(job.job_id)
+    assert (after.processed, after.succeeded, after.failed) == (n, want["succeeded"], want["failed"])
