@@ -108,9 +108,10 @@ def _number(obj: dict[str, Any], key: str, default: float) -> float:
 
 
 def _box(obj: dict[str, Any]) -> tuple[float, float]:
-    """The box's size on the canvas (CSS pixels): width/height times the object's scale."""
-    return (_number(obj, "width", 0) * abs(_number(obj, "scaleX", 1)),
-            _number(obj, "height", 0) * abs(_number(obj, "scaleY", 1)))
+    """The box's size on the canvas (CSS pixels): width/height times the object's scale, at most
+    :data:`MAX_IMAGE_SIDE` (a larger box is off any canvas anyway)."""
+    return (min(MAX_IMAGE_SIDE, _number(obj, "width", 0) * abs(_number(obj, "scaleX", 1))),
+            min(MAX_IMAGE_SIDE, _number(obj, "height", 0) * abs(_number(obj, "scaleY", 1))))
 
 
 def _image_object(obj: dict[str, Any], src: str, natural: tuple[int, int], *, smoothing: bool) -> dict[str, Any]:
