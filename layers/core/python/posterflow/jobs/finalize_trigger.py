@@ -123,7 +123,7 @@ def complete_job(
             job_id, job.status, f"complete round {finalize_round} (the job is on round {job.finalize_round})"
         )
     if job.status in _DONE_STATUSES:
-        stats.count_completion(job)  # heals a completion whose count a crash lost (else a no-op)
+        stats.count_completion_safely(job)  # heals a completion whose count a crash lost (else a no-op)
         return job
     if not job.is_complete:
         raise JobStateConflict(job_id, job.status, f"complete with {job.processed} of {job.total} items processed")
@@ -139,7 +139,7 @@ def complete_job(
         fields["archive_key"] = archive_key
     done = set_status(job_id, target, allowed_from=allowed, extra_condition=guard, **fields)
     # The job's first completion counts once in the stats (jobs/stats.py: a flag on the job).
-    stats.count_completion(done)
+    stats.count_completion_safely(done)
     return done
 
 

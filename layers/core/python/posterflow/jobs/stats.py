@@ -33,7 +33,7 @@ the job still complete) and adds ``jobs`` +1 and its duration, so a finalize re-
 retry round completing again counts nothing. Its duration is ``completed_at - started_at``
 (seed 001's query; ``created_at`` when it never started). A crash between the two writes is
 healed by the re-run of finalize's complete step (it counts an already completed job that is
-not counted yet).
+not counted yet); an error in that count is logged and never fails the completed job's workflow.
 
 The shard (crc32 of the job id modulo :data:`SHARDS`) spreads concurrent jobs of one template
 over a few records, so their transactions do not conflict on one hot item.
@@ -41,6 +41,7 @@ over a few records, so their transactions do not conflict on one hot item.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -58,6 +59,8 @@ from posterflow.jobs._expr import Expr
 from posterflow.jobs.errors import InvalidDateRange, StatsTimeout
 from posterflow.jobs.models import ItemOutcome, ItemStatus, Job, JobStatus
 from posterflow.jobs.store import find_job
+
+_log = logging.getLogger(__name__)
 
 STATS_PREFIX = "STATS#"
 SHARDS = 4
@@ -276,9 +279,19 @@ _EXTREMES: dict[tuple[str, str], tuple[int | None, int | None]] = {}
 
 
 def after_commit(recording: Recording | None) -> None:
-    """min/max of the durations a committed transaction recorded (conditional, idempotent)."""
+    """min/max of the durations a committed transaction recorded (conditional, idempotent).
+    Never raises: the items are recorded already, and a caller that saw an error would record
+    them again (as already done, losing their failure log lines); a failure here leaves the
+    batch out of min/max, like the crash window."""
     if recording is None or not recording.durations:
         return
+    try:
+        _update_extremes(recording)
+    except Exception:
+        _log.warning("updating min/max of %s %s failed", recording.pk, recording.sk, exc_info=True)
+
+
+def _update_extremes(recording: Recording) -> None:
     key = (recording.pk, recording.sk)
     with _lock:
         known_min, known_max = _EXTREMES.get(key, (None, None))
@@ -312,6 +325,17 @@ def _extreme(recording: Recording, attr: str, value: int, better: str) -> int | 
 
 def _parse_iso(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def count_completion_safely(job: Job) -> bool:
+    """:func:`count_completion` for finalize's complete step: a failure (after the DynamoDB
+    retries) is logged and leaves the job uncounted rather than failing a completed job's
+    workflow; a re-run of the step counts it then."""
+    try:
+        return count_completion(job)
+    except Exception:
+        _log.warning("counting job %s in the stats failed", job.job_id, exc_info=True)
+        return False
 
 
 def count_completion(job: Job) -> bool:
