@@ -49,6 +49,9 @@ class RestApi(Construct):
             description="posterflow REST API (proxy to the api function)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            # Multipart ZIP uploads (POST /api/batch/upload-zip) reach the function base64-encoded
+            # and intact; any other body stays text (the body gate checks it).
+            binary_media_types=list(spec.api_binary_media_types),
             default_method_options=apigw.MethodOptions(api_key_required=True),
             # Execution and access logs need the account-level CloudWatch role.
             cloud_watch_role=True,
@@ -68,6 +71,11 @@ class RestApi(Construct):
             ),
         )
         self.url = _url(self.api.rest_api_id, spec.api_stage, "https") + "/"
+        # Over API Gateway's 10 MB the function is never called: answer in the API's error shape,
+        # naming the presigned upload that takes big ZIPs (the local gateway answers the same).
+        self.api.add_gateway_response(
+            "RequestTooLarge", type=apigw.ResponseType.REQUEST_TOO_LARGE, status_code="413",
+            templates={"application/json": json.dumps(spec.api_too_large_error)})
 
     def route_to(self, handler: lambda_.IFunction) -> None:
         """Proxy every path to ``handler``; all need the API key except :data:`PUBLIC_ROUTES`.

@@ -1,0 +1,40 @@
+"""The REST API passes multipart ZIP uploads intact (binary media types) and answers a body over
+API Gateway's 10 MB in the API's error shape, both from the resource spec the local gateway uses."""
+
+from __future__ import annotations
+
+import json
+
+from infra_helpers import Synth
+from template_views import resources
+
+from posterflow import resources as r
+from posterflow_local import apigw
+
+SPEC = r.stack_spec()
+
+
+def test_rest_api_declares_the_upload_binary_media_types(synth: Synth) -> None:
+    (api,) = resources(synth.json, "AWS::ApiGateway::RestApi").values()
+    declared = api["Properties"]["BinaryMediaTypes"]
+    assert set(declared) == {"multipart/form-data", "application/zip"}
+    # One value for both: the local gateway base64-encodes exactly these.
+    assert tuple(declared) == SPEC.api_binary_media_types == apigw.BINARY_MEDIA_TYPES
+    # JSON stays text, so the body gate still sees (and checks) it.
+    assert not any(t in declared for t in ("application/json", "*/*", "text/*"))
+
+
+def test_request_too_large_gateway_response_has_the_error_shape_and_the_hint(synth: Synth) -> None:
+    found = [g["Properties"] for g in resources(synth.json, "AWS::ApiGateway::GatewayResponse").values()
+             if g["Properties"]["ResponseType"] == "REQUEST_TOO_LARGE"]
+    assert len(found) == 1
+    props = found[0]
+    assert props["StatusCode"] == "413"
+    body = json.loads(props["ResponseTemplates"]["application/json"])
+    assert body == SPEC.api_too_large_error
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == "payload_too_large" and "POST /api/uploads" in body["error"]["message"]
+    assert body["error"]["details"]["max_bytes"] == SPEC.api_max_request_bytes == 10 * 1024 * 1024
+    # The gateway response belongs to the deployed REST API.
+    (api_id,) = resources(synth.json, "AWS::ApiGateway::RestApi")
+    assert props["RestApiId"] == {"Ref": api_id}
