@@ -97,3 +97,16 @@ def test_jobs_without_merge_pdf_have_no_merged_fields(cloud: Any, pdf_template: 
     assert status == 202, body
     job = _finished(cloud, body["job_id"])
     assert job["status"] == "completed" and "merged_pdf_url" not in job
+
+
+def test_bulk_csv_with_merge_pdf(cloud: Any, pdf_template: str) -> None:
+    csv_text = "name,city\nAda,London\nBob,Rome,extra\nGrace,New York\n"  # the second row fails (extra cell)
+    status, body, _ = api(cloud, "POST", "/api/generate-bulk", {
+        "bulkMethod": "csv", "csvData": csv_text, "template_id": pdf_template, "mergePdf": True})
+    assert status == 202, body
+    job = _finished(cloud, body["job_id"])
+    assert job["success_count"] == 2 and job["merged_pdf_pages"] == 2
+    assert _names(fetch(job["merged_pdf_url"])) == ["Dear Ada", "Dear Grace"]
+    status, body, _ = api(cloud, "POST", "/api/generate-bulk", {
+        "bulkMethod": "csv", "csvData": csv_text, "template_id": pdf_template, "merge_pdf": True, "format": "jpeg"})
+    assert status == 422 and body["error"]["code"] == "merge_pdf_needs_pdf", body

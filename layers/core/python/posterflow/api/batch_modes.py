@@ -81,6 +81,22 @@ def deadline_s() -> float:
     return max(0.0, budget)
 
 
+def check_merge_pdf(merge_pdf: bool, fmt: str | None, template: template_store.TemplateVersion) -> None:
+    """``merge_pdf`` needs PDF output (the request's ``format``, else the template's)."""
+    if not merge_pdf:
+        return
+    out = (fmt or template.format or "png").lower()
+    if out != "pdf":
+        raise ApiError(Reason.MERGE_PDF_NEEDS_PDF, f"merge_pdf needs pdf output; this batch renders {out}",
+                       {"field": "merge_pdf", "format": out})
+
+
+def mark_merge_pdf(job: jobs.Job) -> None:
+    """Mark the job for finalize's merge step; before any item is queued or finished, since the
+    merge step reads it when the job completes."""
+    state.put(job.job_id, MERGE_FLAG, {"requested": True})
+
+
 def generate_batch(body: BatchRequest, batch: Batch) -> tuple[dict[str, Any], int]:
     """The route: ``batch`` is the plain async path (``routes_generate.batch``)."""
     started = time.monotonic()
@@ -94,18 +110,12 @@ def generate_batch(body: BatchRequest, batch: Batch) -> tuple[dict[str, Any], in
         answer, status = batch(body)
         return {**answer, "mode": "async"}, status
     template = template_store.get(body.template_id)  # 404 before any job exists
-    if body.merge_pdf:
-        fmt = (body.format or template.format or "png").lower()
-        if fmt != "pdf":
-            raise ApiError(Reason.MERGE_PDF_NEEDS_PDF,
-                           f"merge_pdf needs pdf output; this batch renders {fmt}",
-                           {"field": "merge_pdf", "format": fmt})
+    check_merge_pdf(body.merge_pdf, body.format, template)
     run = InlineRun(deadline=started + deadline_s()) if inline else None
 
     def dispatch(job: jobs.Job, work: Sequence[Work]) -> bool:
         if body.merge_pdf:
-            # Before any item can finish: the merge step reads it when the job completes.
-            state.put(job.job_id, MERGE_FLAG, {"requested": True})
+            mark_merge_pdf(job)
         if run is None:
             return False
         run_inline(run, job, work)

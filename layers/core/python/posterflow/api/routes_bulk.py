@@ -26,7 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import ConfigDict, Field, model_validator
 
 from posterflow import jobs
-from posterflow.api import idempotency
+from posterflow.api import batch_modes, idempotency
 from posterflow.api.errors import ApiError
 from posterflow.api.fields import JsonObject, Priority
 from posterflow.api.links import job_links
@@ -59,6 +59,8 @@ class BulkRequest(OutputOptions):
     notify_email: str | None = None
     webhook_url: str | None = None
     priority: Priority = None
+    merge_pdf: bool = Field(False, alias="mergePdf",
+                            description="one merged PDF of the succeeded rows (pdf output only)")
 
     @model_validator(mode="after")
     def _inputs_present(self) -> BulkRequest:
@@ -179,6 +181,7 @@ def _profile_rows(body: BulkRequest, tv: template_store.TemplateVersion) -> list
 
 def submit_bulk(body: BulkRequest) -> tuple[dict[str, Any], int]:
     tv = _template(body)
+    batch_modes.check_merge_pdf(body.merge_pdf, body.format, tv)
     rows = _csv_rows(body, tv) if body.bulk_method == "csv" else _profile_rows(body, tv)
     if not rows:
         raise ApiError(Reason.NO_ROWS, "the request holds no rows to render (only a header or blank lines)")
@@ -193,6 +196,8 @@ def submit_bulk(body: BulkRequest) -> tuple[dict[str, Any], int]:
     # Bad rows are items too (nothing silently dropped): written, then failed with their reason.
     jobs.put_items(job.job_id, (jobs.NewItem(item_id=i, entity_id=entity, input={"error": error[0]})
                                 for i, entity, error in bad))
+    if body.merge_pdf:
+        batch_modes.mark_merge_pdf(job)
     enqueue.submit_posters(job.job_id, good, priority=job.priority)
     counted = [jobs.ItemOutcome(item_id=i, status=jobs.ItemStatus.FAILED, error=error[0], error_code=error[1])
                for i, _, error in bad
