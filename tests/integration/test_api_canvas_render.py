@@ -88,10 +88,12 @@ def test_a_batch_renders_qr_address_and_photo_and_bad_rows_fail_alone(cloud: Any
     items.append(row(4, photo, photo="s3://another-bucket/uploads/default/x.png"))  # a refused source
     items.append(row(5, photo, offer_url="https://example.com/" + "q" * 3000))  # too long for a QR code
     items.append(row(6, photo, address="\n".join(f"Line {i}" for i in range(40))))  # cannot fit its box
+    other = photo.replace("/uploads/default/", "/uploads/someone-else/")
+    items.append(row(7, photo, photo=other))  # another tenant's object in the same bucket
     status, body, _ = api(cloud, "POST", "/api/generate-batch", {"template_id": postcard, "items": items})
     assert status == 202, body
     job = _finished(cloud, body["job_id"], len(items))
-    assert (job["success_count"], job["failure_count"]) == (3, 4), job
+    assert (job["success_count"], job["failure_count"]) == (3, 5), job
     by_entity = {r["entity_id"]: r for r in job["results"]}
 
     for n in range(3):
@@ -117,6 +119,8 @@ def test_a_batch_renders_qr_address_and_photo_and_bad_rows_fail_alone(cloud: Any
     overflow = by_entity["r6"]  # never cut off silently
     assert overflow["status"] == "failed" and overflow["error_code"] == "text_overflow", overflow
     assert "'address'" in overflow["error"]
+    foreign = by_entity["r7"]
+    assert foreign["status"] == "failed" and foreign["error_code"] == "overlay_refused" and other in foreign["error"]
 
 
 def test_sync_generate_and_its_bad_input(cloud: Any, photo: str) -> None:

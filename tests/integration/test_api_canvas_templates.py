@@ -124,3 +124,20 @@ def test_a_canvas_over_the_size_limit_is_413(cloud: Any, monkeypatch: pytest.Mon
     monkeypatch.setenv("POSTERFLOW_CANVAS_MAX_BYTES", "2000")  # the API runs in this process
     error = _refused(cloud, body, 413)
     assert error["code"] == "template_too_large" and error["details"]["max_bytes"] == 2000
+
+
+def test_a_canvas_template_is_its_tenants_alone(cloud: Any) -> None:
+    a, b = {"x-api-key": "canvas-tenant-a"}, {"x-api-key": "canvas-tenant-b"}
+    body = postcard()
+    status, created, _ = api(cloud, "POST", "/api/templates/upload", body, headers=a)
+    assert status == 201, created
+    status, tenant, _ = api(cloud, "GET", "/api/webhook-secret", headers=a)
+    assert created["html_key"].startswith(f"templates/{tenant['tenant']}/{body['section']}/")
+    template_id = f"{body['section']}_latest"
+    for method, path in (("GET", f"/api/templates/{template_id}"), ("GET", f"/api/templates/{template_id}/preview")):
+        status, answer, _ = api(cloud, method, path, headers=b)
+        assert status == 404 and answer["error"]["code"] == "template_not_found", (path, answer)
+    status, answer, _ = api(cloud, "PUT", f"/api/templates/{template_id}", {"variable_mappings": []}, headers=b)
+    assert status == 404
+    status, mine, _ = api(cloud, "GET", f"/api/templates/{template_id}", headers=a)
+    assert status == 200 and mine["version"] == 1
