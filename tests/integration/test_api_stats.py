@@ -18,6 +18,7 @@ import pytest
 from posterflow import aws, jobs
 from posterflow.jobs import stats
 from tests import photos
+from tests.events import load_event
 from tests.integration.helpers import api, wait_for
 
 HTML = "<div style='font:18px sans-serif'>{{ consumer_name }}: {{ consumer_message }}</div>"
@@ -311,3 +312,20 @@ def test_concurrent_duplicate_batches_from_8_threads_give_exact_stats(cloud: Any
     assert [v["version"] for v in found["versions"]] == [3]
     after = jobs.get_job(job.job_id)
     assert (after.processed, after.succeeded, after.failed) == (n, want["succeeded"], want["failed"])
+
+
+def test_the_stats_event_fixture_answers_as_the_api(cloud: Any, poster_job: tuple[str, dict[str, Any]]) -> None:
+    """events/api/stats-templates.json (a REST proxy event with an API key) through fn api."""
+    section, _ = poster_job
+    found = _section_stats(cloud, section, 1)
+    status, who, _ = api(cloud, "GET", "/api/webhook-secret", headers=TENANT)
+    assert status == 200, who
+    today = datetime.now(UTC).date()
+    event = load_event("api/stats-templates", section=section, since=str(today - timedelta(days=1)),
+                       until=str(today), api_key_id=who["tenant"], api_key=TENANT["x-api-key"])
+    result = cloud.runtime.invoke(cloud.spec.function("api").name, event)
+    assert not result.failed, result.error_message
+    answer = result.payload
+    assert answer["statusCode"] == 200, answer
+    body = json.loads(answer["body"])
+    assert body["since"] == str(today - timedelta(days=1)) and body["sections"] == [found]
