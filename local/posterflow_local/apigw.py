@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from posterflow.api.routes_dashboard import security_headers
 from posterflow.resources import stack_spec
 from posterflow_local.lambda_runtime import InvokeResult, LambdaRuntime
 
@@ -194,7 +195,7 @@ class ApiGateway:
         rest = web.Application(client_max_size=64 * 1024 * 1024)
         if self.static_dir is not None:
             rest.router.add_get("/", self._index)
-            rest.router.add_static("/static/", self.static_dir)
+            # The page's files come from the API function (GET /static/<file>), as in AWS.
         rest.router.add_route("*", "/{tail:.*}", self._rest)
         ws = web.Application()
         ws.router.add_route("*", r"/{prefix:.*}@connections/{id}", self._connections_api)
@@ -245,7 +246,8 @@ class ApiGateway:
     # ---- REST ------------------------------------------------------------------------------
     async def _index(self, request: web.Request) -> web.StreamResponse:
         assert self.static_dir is not None
-        return web.FileResponse(self.static_dir / "index.html")
+        # The deployed API's headers (GET /dashboard), so the page meets the same CSP here.
+        return web.FileResponse(self.static_dir / "index.html", headers=security_headers())
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         body = await read_body(request)

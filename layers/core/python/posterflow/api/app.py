@@ -17,6 +17,7 @@ from posterflow.api import body as request_body
 from posterflow.api import (
     routes_batch,
     routes_bulk,
+    routes_dashboard,
     routes_download,
     routes_generate,
     routes_jobs,
@@ -55,6 +56,7 @@ def build() -> APIGatewayRestResolver:
     for routes in (routes_templates, routes_generate, routes_jobs, routes_download, routes_bulk, routes_uploads,
                    routes_batch, routes_stats):
         app.include_router(routes.router)
+    app.include_router(routes_dashboard.router)  # the dashboard page and its files: public, with a CSP
     app.include_router(routes_upload_zip.router)  # multipart: its body passes the JSON gate (api/body.py)
 
     @app.exception_handler(RequestValidationError)

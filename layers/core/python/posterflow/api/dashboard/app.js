@@ -2,12 +2,15 @@
 // each job's WebSocket (its websocket_url, which carries the job token).
 "use strict";
 
-const API = window.POSTERFLOW_API || "";
+// The API's base path: "" when the page is the local cloud's "/", the stage ("/prod") when the
+// deployed API serves it at "/prod/dashboard".
+const API = window.POSTERFLOW_API || new URL(".", location.href).pathname.replace(/\/$/, "");
 const FINAL = new Set(["completed", "completed_with_errors", "failed", "cancelled"]);
 const ACTIVE = new Set(["queued", "processing"]);
 const MAX_ITEMS = 24;
 const MAX_LOGS = 100;
 const STORE_KEY = "posterflow.jobs";
+const KEY_STORE = "posterflow.apiKey";
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, attrs = {}, ...children) => {
@@ -19,11 +22,27 @@ const el = (tag, attrs = {}, ...children) => {
   return node;
 };
 
+// The user's API key: kept for this browser tab only (sessionStorage), sent as x-api-key.
+const apiKey = {
+  get() { return sessionStorage.getItem(KEY_STORE) || ""; },
+  set(value) { if (value) sessionStorage.setItem(KEY_STORE, value); else sessionStorage.removeItem(KEY_STORE); },
+};
+
+function apiHeaders(extra = {}) {
+  const key = apiKey.get();
+  return key ? {...extra, "x-api-key": key} : extra;
+}
+
 async function api(method, path, body) {
   const resp = await fetch(API + path, {
-    method, headers: body ? {"Content-Type": "application/json"} : {}, body: body ? JSON.stringify(body) : undefined,
+    method, headers: apiHeaders(body ? {"Content-Type": "application/json"} : {}), body: body ? JSON.stringify(body) : undefined,
   });
   const data = (resp.headers.get("Content-Type") || "").includes("json") ? await resp.json() : null;
+  if (resp.status === 403 && data && data.message && !data.error) {
+    // API Gateway's own answer: no key, or one it does not know.
+    $("api-key-status").textContent = apiKey.get() ? "API key refused" : "enter your API key";
+    throw new Error(apiKey.get() ? "the API refused this API key" : "this API needs an API key: enter it above");
+  }
   if (!resp.ok) {
     const err = (data && data.error) || {message: `HTTP ${resp.status}`};
     throw new Error(err.message || err.code);
@@ -253,7 +272,9 @@ async function loadJobs() {
     const data = await api("GET", `/api/jobs?limit=50${status ? `&status=${encodeURIComponent(status)}` : ""}`);
     const rows = data.jobs.map((job) => {
       const tr = el("tr", {"data-job": job.job_id, "data-status": job.status});
-      const bar = el("div", {class: "mini"}, el("div", {style: `width:${Number(job.progress) || 0}%`}));
+      const fill = el("div");
+      fill.style.width = `${Number(job.progress) || 0}%`;  // CSSOM: the page's CSP allows no style attributes
+      const bar = el("div", {class: "mini"}, fill);
       tr.append(el("td", {}, el("code", {text: job.job_id.slice(0, 10)}), el("div", {class: "muted", text: job.name || job.template_id || ""})),
         el("td", {}, el("span", {class: `badge ${job.status}`, text: job.status})),
         el("td", {}, bar, el("small", {text: `${job.processed_items}/${job.total_items ?? "?"}`})),
@@ -314,8 +335,18 @@ async function startBatch(event) {
 }
 
 function previewImage(t) {
-  const img = el("img", {src: `${API}/api/templates/${encodeURIComponent(t.template_id)}/preview`, alt: t.name, loading: "lazy"});
+  const path = `${API}/api/templates/${encodeURIComponent(t.template_id)}/preview`;
+  const img = el("img", {alt: t.name, loading: "lazy"});
   img.addEventListener("error", () => img.replaceWith(el("div", {class: "muted preview-missing", text: "preview unavailable"})));
+  if (!apiKey.get()) {
+    img.src = path;
+    return img;
+  }
+  // An <img> cannot send the API key: fetch the preview with it and show the bytes.
+  fetch(path, {headers: apiHeaders()})
+    .then((resp) => (resp.ok ? resp.blob() : Promise.reject(new Error(`HTTP ${resp.status}`))))
+    .then((blob) => { img.src = URL.createObjectURL(blob); })
+    .catch(() => img.dispatchEvent(new Event("error")));
   return img;
 }
 
@@ -335,7 +366,20 @@ function showTab(name) {
 
 // ---------------------------------------------------------------- start
 
+function setupApiKey() {
+  $("api-key").value = apiKey.get();
+  $("api-key-status").textContent = apiKey.get() ? "key set for this tab" : "";
+  $("api-key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    apiKey.set($("api-key").value.trim());
+    $("api-key-status").textContent = apiKey.get() ? "key set for this tab" : "";
+    loadTemplates().catch((e) => { $("batch-message").textContent = `templates: ${e.message}`; });
+    loadJobs();
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  setupApiKey();
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
   $("batch-form").addEventListener("submit", startBatch);
   $("jobs-filter").addEventListener("change", loadJobs);
