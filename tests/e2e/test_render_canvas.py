@@ -232,6 +232,21 @@ def test_image_covers_its_box(engine: RenderEngine) -> None:
     assert image.getpixel((385, 240)) == (255, 255, 255)  # nothing outside the box
 
 
+def test_covered_image_keeps_its_clip_path_on_the_box(engine: RenderEngine) -> None:
+    wide = io.BytesIO()
+    Image.new("RGB", (300, 100), (255, 0, 0)).save(wide, "PNG")
+    data = _fabric6()
+    data["objects"][2].update(src="data:image/png;base64," + base64.b64encode(wide.getvalue()).decode(),
+                              left=300, top=200, width=80, height=80,
+                              clipPath={"type": "Circle", "radius": 40, "left": -40, "top": -40, "strokeWidth": 0})
+    image = _image(_one(engine, _canvas(data, images=[ImageFit(index=2)])))
+    # A round photo of radius 40 centred on the box: red 36 px from the centre, not at the corners.
+    for x, y in ((340, 240), (376, 240), (340, 204)):
+        r, g, _ = image.getpixel((x, y))  # type: ignore[misc]
+        assert r > 200 and g < 60, (x, y)
+    assert image.getpixel((302, 202)) == (255, 255, 255)
+
+
 def test_unknown_object_type(engine: RenderEngine) -> None:
     data = _fabric5()
     data["objects"].append({"type": "sparkles", "left": 0, "top": 0})

@@ -3,6 +3,7 @@ layer's requirement list is the lock minus the container-only packages."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -63,6 +64,18 @@ def test_render_image_has_chromium_and_fonts() -> None:
     text = (REPO_ROOT / "functions" / "render" / "Dockerfile").read_text()
     for needle in ("playwright install", "fonts-noto-color-emoji", "fonts-noto-cjk", "fc-cache"):
         assert needle in text
+
+
+def test_render_image_carries_the_fabric_bundle(synth: Synth) -> None:
+    """The canvas renderer's vendored Fabric.js bundle is in the staged build context, and the
+    image build checks it against its pinned checksum."""
+    context = _docker_assets(synth)["functions/render/Dockerfile"]
+    vendor = context / "layers/core/python/posterflow/render/vendor"
+    digest, name = (vendor / "fabric.min.js.sha256").read_text().split()
+    assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest
+    assert (vendor / "fabric.LICENSE").exists() and (vendor / "canvas_page.js").exists()
+    text = (REPO_ROOT / "functions" / "render" / "Dockerfile").read_text()
+    assert "sha256sum -c fabric.min.js.sha256" in text
 
 
 def test_crop_image_ships_the_yunet_model() -> None:

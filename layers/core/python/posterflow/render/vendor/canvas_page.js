@@ -105,6 +105,14 @@
     const s = Math.max(bw / nw, bh / nh);
     const sw = bw / s;
     const sh = bh / s;
+    const clip = obj.clipPath;
+    if (clip && !clip.absolutePositioned) {
+      // The clip path lives in the object's own units, which change with its scale: keep it
+      // where it was on the canvas.
+      const fx = box.scaleX / s;
+      const fy = box.scaleY / s;
+      clip.set({ left: clip.left * fx, top: clip.top * fy, scaleX: clip.scaleX * fx, scaleY: clip.scaleY * fy });
+    }
     obj.set({ cropX: (nw - sw) / 2, cropY: (nh - sh) / 2, width: sw, height: sh, scaleX: s, scaleY: s });
     obj.setCoords();
   }
