@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from posterflow import aws, jobs, tenancy
+from posterflow import resources as r
 from posterflow_local.apigw import _api_key_id
 from tests import photos
 from tests.integration.helpers import api, wait_for
@@ -233,3 +234,20 @@ def test_jobs_filtered_by_project_across_pages(cloud: Any, tmp_path: Path, monke
         if cursor is None:
             break
     assert seen == newest_first
+
+
+def test_rest_proxy_fixture_with_a_base64_form_answers_as_the_api(cloud: Any) -> None:
+    # events/api/rest-proxy-upload-zip.json: API Gateway's event for seed 004's curl, the body
+    # base64-encoded because multipart/form-data is a binary media type of the stack.
+    from tests.events import load_event
+
+    result = cloud.runtime.invoke(r.stack_spec().function("api").name, load_event("api/rest-proxy-upload-zip"))
+    assert not result.failed, result.error_message
+    assert result.payload["statusCode"] == 202, result.payload
+    body = json.loads(result.payload["body"])
+    assert (body["imageCount"], body["queued"], body["entries"], body["project_id"]) == (1, 1, 2, "proj-123")
+    job = jobs.get_job(body["job_id"])
+    assert (job.kind, job.tenant, job.priority, job.project_id) == ("crop", "default", 5, "proj-123")
+    done = wait_for(lambda: (j := jobs.get_job(job.job_id)).total is not None and j.processed == j.total and j,
+                    timeout=60, interval=0.3, what="the fixture's job to finish")
+    assert (done.total, done.skipped) == (2, 1)
