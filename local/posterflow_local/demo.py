@@ -2,7 +2,9 @@
 
 Boots the local cloud, uploads the sample template, submits the 200-row speakers CSV as a
 poster batch through the REST API (as the Django backend would), follows its progress, and
-writes the posters and a summary under ``./out``.
+writes the posters and a summary under ``./out``. Then a small direct-mail run (seed 002): the
+Fabric.js postcard template, a dozen recipients with multi-line addresses, QR codes and photos,
+rendered as print PDFs and merged into one mailing PDF.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from posterflow import resources as r
 EVENTS = r.REPO_ROOT / "events"
 TEMPLATE = EVENTS / "templates" / "speaker.html"
 SPEAKERS = EVENTS / "inputs" / "speakers.csv"
+POSTCARD = EVENTS / "templates" / "postcard.fabric6.json"
+RECIPIENTS = EVENTS / "inputs" / "recipients.csv"
 
 def _call(base: str, method: str, path: str, body: Any = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
@@ -91,6 +95,36 @@ def _download(base: str, job_id: str, folder: Path, name_of: Any) -> int:
             return written
 
 
+def _postcards(base: str, ws: str, folder: Path, photo_keys: list[str]) -> dict[str, Any]:
+    """Seed 002's mailing: the Fabric.js postcard, one print PDF per recipient (postcard-6x4, 3 mm
+    bleed), merged into one PDF of the whole mailing by finalize."""
+    from posterflow_local.watch import watch
+
+    tpl = _call(base, "POST", "/api/templates/upload", json.loads(POSTCARD.read_text()))
+    print(f"3/3 postcards: canvas template {tpl['template_id']} "
+          f"({', '.join(p['name'] for p in tpl['placeholders'])})", file=sys.stderr)
+    rows = read_rows(RECIPIENTS)
+    # Each recipient's photo is one of the face crops (a 1x1 data: URI without them).
+    blank = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAAB"
+             "JRU5ErkJggg==")
+    items = [{**row, "photo": photo_keys[i % len(photo_keys)] if photo_keys else blank} for i, row in enumerate(rows)]
+    started = time.perf_counter()
+    batch = _call(base, "POST", "/api/generate-batch", {
+        "template_id": tpl["template_id"], "items": items, "name": "Spring mailing", "format": "pdf",
+        "size": "postcard-6x4", "bleed_mm": 3, "merge_pdf": True})
+    job = watch(base, ws, batch["job_id"], batch["token"])
+    seconds = time.perf_counter() - started
+    written = _download(base, batch["job_id"], folder, lambda r: r["entity_id"])
+    merged = None
+    status = _call(base, "GET", f"/api/jobs/{batch['job_id']}?limit=1")
+    if status.get("merged_pdf_url"):
+        merged = folder / "mailing.pdf"
+        merged.write_bytes(urllib.request.urlopen(status["merged_pdf_url"], timeout=60).read())
+    return {"job_id": batch["job_id"], "status": job["status"], "total": job["total_items"],
+            "succeeded": job["success_count"], "failed": job["failure_count"], "written": written,
+            "seconds": round(seconds, 2), "merged_pdf": str(merged.resolve()) if merged else None}
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from posterflow import aws
     from posterflow_local.cloud import CloudOptions, LocalCloud
@@ -106,7 +140,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"  up in {time.perf_counter() - t_boot:.1f}s — API {base}, dashboard {base}/", file=sys.stderr)
 
         # 1. Photos: a ZIP of headshots dropped into S3 → one crop job, one item per photo.
-        print("1/2 face crops: dropping headshots.zip into uploads/", file=sys.stderr)
+        print("1/3 face crops: dropping headshots.zip into uploads/", file=sys.stderr)
         upload_key = "uploads/headshots.zip"
         started = time.perf_counter()
         aws.client("s3").put_object(Bucket=cloud.refs.bucket if cloud.refs else "", Key=upload_key,
@@ -123,7 +157,7 @@ def run_demo(args: argparse.Namespace) -> int:
         tpl = _call(base, "POST", "/api/templates/upload", {
             "section": "speaker", "name": "Conference speaker card", "html_content": TEMPLATE.read_text(),
             "set_as_active": True, "size": "instagram-square", "format": "jpeg"})
-        print(f"2/2 posters: template {tpl['template_id']} "
+        print(f"2/3 posters: template {tpl['template_id']} "
               f"({', '.join(p['name'] for p in tpl['placeholders'])})", file=sys.stderr)
         rows = read_rows(SPEAKERS)
         items = [{**row, "profile_image": photo_keys[i % len(photo_keys)]} if photo_keys else row
@@ -135,6 +169,7 @@ def run_demo(args: argparse.Namespace) -> int:
         job = watch(base, ws, batch["job_id"], batch["token"])
         poster_s = time.perf_counter() - started
         n_posters = _download(base, batch["job_id"], out / "posters", lambda r: r["entity_id"])
+        mailing = _postcards(base, ws, out / "postcards", photo_keys)
         mail = sorted((out / "mail").glob("*.eml")) if (out / "mail").exists() else []
         summary = {
             "crops": {"job_id": crop_job.job_id, "status": crops["status"], "photos": crops["total_items"],
@@ -144,11 +179,12 @@ def run_demo(args: argparse.Namespace) -> int:
             "posters": {"job_id": batch["job_id"], "status": job["status"], "total": job["total_items"],
                         "succeeded": job["success_count"], "failed": job["failure_count"],
                         "seconds": round(poster_s, 2), "per_s": round(job["total_items"] / poster_s, 1)},
+            "postcards": mailing,
             "files": {"posters": str((out / "posters").resolve()), "crops": str((out / "crops").resolve()),
                       "written": n_posters + n_crops, "mail": [str(m.resolve()) for m in mail]},
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     ok = (job["status"] in {"completed", "completed_with_errors"} and n_posters == job["success_count"]
-          and crops["status"] in {"completed", "completed_with_errors"})
+          and crops["status"] in {"completed", "completed_with_errors"} and mailing["succeeded"] == mailing["total"])
     return 0 if ok else 1
