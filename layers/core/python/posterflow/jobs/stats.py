@@ -65,9 +65,9 @@ _log = logging.getLogger(__name__)
 STATS_PREFIX = "STATS#"
 SHARDS = 4
 # Histogram: bucket 0 is [0, 1) ms; bucket i >= 1 is [RATIO**(i-1), RATIO**i) ms; the last is
-# open-ended (RATIO**(BUCKETS-2) ~ 2.8e6 ms, far beyond a Lambda's 15 minutes). A percentile read
-# from it is within RATIO of the true value (reported as the bucket's geometric middle, clamped
-# to min/max).
+# open-ended (from RATIO**(BUCKETS-2) ~ 3.5e6 ms, far beyond a Lambda's 15 minutes). A percentile
+# read from it is the bucket's geometric middle clamped to min/max: within sqrt(RATIO) (~5%) of
+# the exact nearest-rank value.
 RATIO = 1.1
 BUCKETS = 160
 RETAIN_DAYS = 400
