@@ -323,6 +323,7 @@ async function startBatch(event) {
       template_id: template.template_id, items, format: $("batch-format").value,
       width: Number($("batch-width").value) || undefined, height: Number($("batch-height").value) || undefined,
       name: `${template.section} × ${items.length}`,
+      priority: Number($("batch-priority").value) || undefined,
     });
     links.put(out.job_id, {websocket_url: out.websocket_url, token: out.token});
     message.textContent = `Started job ${out.job_id} (${out.total_items} items)`;
