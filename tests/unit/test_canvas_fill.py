@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,16 @@ def test_the_html_helper_draws_the_same_code() -> None:
         templating.render_html("{{ qr(v) }}", {"v": "x" * 3000})
     assert info.value.reason == Reason.QR_TOO_LONG
     assert [p.name for p in templating.extract_placeholders("{{ qr(offer_url) }}")] == ["offer_url"]
+
+
+def test_the_html_helper_keeps_to_the_render_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from posterflow.posters import templating
+
+    # Distinct large values: each encoding is slow, so the clock is read before each one.
+    monkeypatch.setattr(templating, "RENDER_BUDGET_S", 0.3)
+    loop = "{% for i in range(1000) %}{{ qr(v ~ i) }}{% endfor %}"
+    started = time.perf_counter()
+    with pytest.raises(templating.TemplateTimeout):
+        templating.render_html(loop, {"v": "y" * 2000})
+    # Checked every 32 calls instead, the first look at the clock would come after ~3 s.
+    assert time.perf_counter() - started < 1.5

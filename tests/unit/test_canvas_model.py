@@ -130,3 +130,6 @@ def test_given_placeholder_metadata_replaces_the_inferred_entry() -> None:
     found = model.placeholders(template, [Placeholder(name="First Name", sample="Grace", required=False)])
     first = next(p for p in found if p.name == "first_name")
     assert first.sample == "Grace" and not first.required
+    with pytest.raises(CanvasInvalid) as info:
+        model.placeholders(template, [Placeholder(name="zip_code", sample="1")])
+    assert info.value.reason == Reason.TEMPLATE_INVALID and info.value.details == {"unknown": ["zip_code"]}

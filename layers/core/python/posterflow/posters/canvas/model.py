@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from posterflow import config
+from posterflow.errors import Reason
 from posterflow.posters.canvas.errors import CanvasInvalid, CanvasTooLarge, MappingInvalid
 from posterflow.posters.templating import Placeholder, normalize_key
 from posterflow.posters.templating.placeholders import infer_type, sample_for
@@ -251,7 +252,8 @@ _MAPPING_KIND: dict[str, Any] = {"image": "image", "qr": "url"}
 
 def placeholders(template: CanvasTemplate, given: list[Placeholder] | None = None) -> list[Placeholder]:
     """The mapped fields plus the text objects' placeholders, with inferred types and samples;
-    ``given`` metadata replaces the entry of the same (normalised) name."""
+    ``given`` metadata replaces the entry of the same (normalised) name. Metadata naming a
+    variable the template does not use is refused (``template_invalid``), as for HTML templates."""
     found: dict[str, Placeholder] = {}
     for m in template.variable_mappings:
         key = normalize_key(m.field)
@@ -267,8 +269,11 @@ def placeholders(template: CanvasTemplate, given: list[Placeholder] | None = Non
         if key not in found:
             kind = infer_type(name)
             found[key] = Placeholder(name=name, sample=sample_for(name, kind), type=kind)
+    unknown = [p.name for p in given or [] if normalize_key(p.name) not in found]
+    if unknown:
+        raise CanvasInvalid("placeholder metadata for names the template does not use: " + ", ".join(unknown),
+                            reason=Reason.TEMPLATE_INVALID, details={"unknown": unknown})
     for p in given or []:
         key = normalize_key(p.name)
-        if key in found:
-            found[key] = p.model_copy(update={"name": found[key].name})
+        found[key] = p.model_copy(update={"name": found[key].name})
     return sorted(found.values(), key=lambda p: p.name)

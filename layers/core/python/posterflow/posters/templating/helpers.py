@@ -3,7 +3,9 @@
 ``{{ qr(offer_url) }}`` is the QR code of a value as an inline SVG ``data:`` URL, for an
 ``<img src>`` — the same encoder as canvas ``qr`` mappings (:mod:`posterflow.posters.qr`). Its
 cost is bounded: a value over a QR code's capacity fails before encoding, codes are cached per
-value, and every call counts against the render's time and size budgets like any other call.
+value, the render's clock is read before each encoding (a large code takes ~0.1 s, so the
+every-32-calls check would be late), and its output counts against the size budget like any
+other call's.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from posterflow.errors import Reason
 from posterflow.posters import qr as qr_codes
 from posterflow.posters.canvas.errors import QrTooLong
+from posterflow.posters.templating import budgets
 from posterflow.posters.templating.errors import TemplateRenderError
 
 
@@ -22,6 +25,9 @@ def qr(value: Any) -> str:
     text = "" if value is None else str(value)
     if not text:
         return ""
+    budget = budgets._RENDER.get()
+    if budget is not None:
+        budget.checkpoint()
     try:
         return qr_codes.qr_data_url(text)
     except QrTooLong as exc:
