@@ -16,6 +16,7 @@ import pytest
 
 from posterflow import aws, jobs
 from posterflow_local.faults import FaultConfig
+from tests.events import load_event
 from tests.integration.helpers import api, upload_card_template, wait_for
 
 RANGE = "from 1 (most urgent) to 10"
@@ -180,6 +181,20 @@ def test_both_lanes_dead_letter_queues_fail_their_items(cloud: Any) -> None:
         (item,) = list(jobs.iter_items(job.job_id))
         assert (done.failed, item.error_code) == (1, "retries_exhausted"), lane_key
         assert f"{lane_key.replace('_', '-')}-dlq" in (item.error or "")
+
+
+def test_the_urgent_dlq_fixture_through_fn_dlq(cloud: Any) -> None:
+    """events/dlq/render-urgent-dlq.json: a message of the urgent render lane that exhausted its
+    retries, as Lambda delivers it from that lane's DLQ."""
+    job = jobs.create_job("poster", total=1, priority=1)
+    jobs.put_items(job.job_id, [jobs.NewItem(item_id=0)])
+    arn = aws.client("sqs").get_queue_attributes(QueueUrl=cloud.refs.queue_urls["render_urgent_dlq"],
+                                                 AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    result = cloud.invoke("dlq", load_event("dlq/render-urgent-dlq", job_id=job.job_id, queue_arn=arn))
+    assert not result.failed and result.payload == {"batchItemFailures": []}
+    (item,) = list(jobs.iter_items(job.job_id))
+    assert item.error_code == "retries_exhausted" and "posterflow-render-urgent-dlq" in (item.error or "")
+    assert jobs.get_job(job.job_id).failed == 1
 
 
 def test_the_stall_sweep_completes_an_urgent_job(cloud: Any) -> None:
