@@ -329,3 +329,23 @@ def test_the_stats_event_fixture_answers_as_the_api(cloud: Any, poster_job: tupl
     assert answer["statusCode"] == 200, answer
     body = json.loads(answer["body"])
     assert body["since"] == str(today - timedelta(days=1)) and body["sections"] == [found]
+
+
+def test_a_hundred_outcomes_in_one_call_fit_the_transaction_limit(cloud: Any) -> None:
+    """finish_items splits into transactions of FINISH_BATCH items + the counter + the stats
+    action, within DynamoDB's 100 actions; all land in the stats."""
+    headers = {"x-api-key": f"stats-big-{uuid.uuid4().hex[:8]}"}
+    status, who, _ = api(cloud, "GET", "/api/webhook-secret", headers=headers)
+    assert status == 200, who
+    section, n = f"big-{uuid.uuid4().hex[:6]}", 100
+    job = jobs.create_job("poster", None, template_id=f"{section}_v1", template_section=section,
+                          template_version=1, tenant=who["tenant"])
+    jobs.put_items(job.job_id, [jobs.NewItem(item_id=i) for i in range(n)])
+    results = jobs.finish_items(job.job_id, [
+        jobs.ItemOutcome(item_id=i, status=jobs.ItemStatus.SUCCEEDED, timings={"total_ms": float(10 + i)})
+        for i in range(n)])
+    assert all(r.counted for r in results)
+    (found,) = _get(cloud, f"/api/stats/templates?section={section}", headers)[1]["sections"]
+    assert (found["items"], found["succeeded"]) == (n, n)
+    assert (found["generation_ms"]["min"], found["generation_ms"]["max"]) == (10, 10 + n - 1)
+    assert found["generation_ms"]["avg"] == round(sum(range(10, 10 + n)) / n, 2)
