@@ -77,6 +77,7 @@ def test_seed_004_curl_upload_then_status_poll(cloud: Any, tmp_path: Path) -> No
     assert done["success"] is True
     b = done["batch"]
     assert b["batchId"] == body["batchId"] and b["status"] == "completed_with_errors"
+    assert b["imageCount"] == body["imageCount"] == 3  # the photos; progress counts every entry
     assert b["progress"] == {"processed": 6, "total": 6, "failed": 1, "succeeded": 2, "skipped": 3, "cancelled": 0}
     assert b["progressPercent"] == 100
 
@@ -251,3 +252,18 @@ def test_rest_proxy_fixture_with_a_base64_form_answers_as_the_api(cloud: Any) ->
     done = wait_for(lambda: (j := jobs.get_job(job.job_id)).total is not None and j.processed == j.total and j,
                     timeout=60, interval=0.3, what="the fixture's job to finish")
     assert (done.total, done.skipped) == (2, 1)
+
+
+def test_idempotency_key_returns_the_same_batch(cloud: Any, tmp_path: Path) -> None:
+    key = f"upload-zip-idem-{uuid.uuid4().hex[:8]}"
+    idem = ["-H", f"x-api-key: {key}", "-H", f"Idempotency-Key: {uuid.uuid4().hex}"]
+    url = f"{cloud.gateway.rest_url}{ROUTE}"
+    first = photos.zip_of([("p.jpg", _small_face_free_jpeg())])
+    answers = [_curl("-X", "POST", url, *idem, *_form(tmp_path, file=first, projectId="p1"), cwd=tmp_path)
+               for _ in range(2)]
+    assert answers[0] == answers[1] and answers[0][0] == 202
+    got, listing, _ = api(cloud, "GET", "/api/jobs", headers={"x-api-key": key})
+    assert got == 200 and [j["job_id"] for j in listing["jobs"]] == [answers[0][1]["job_id"]]
+    other = photos.zip_of([("q.jpg", _small_face_free_jpeg())])
+    status, body = _curl("-X", "POST", url, *idem, *_form(tmp_path, file=other, projectId="p1"), cwd=tmp_path)
+    assert status == 422 and body["error"]["code"] == "idempotency_key_reused", body

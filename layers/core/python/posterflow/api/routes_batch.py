@@ -177,7 +177,8 @@ def batch_json(job: jobs.Job) -> dict[str, Any]:
         "kind": str(job.kind),
         "status": str(job.status),
         "priority": job.priority,
-        "imageCount": total,
+        # An upload-zip job counts its photos (its items also hold the ZIP's other entries).
+        "imageCount": job.metadata.get("image_count", total),
         "progress": {"processed": job.processed, "total": total, "failed": job.failed,
                      "succeeded": job.succeeded, "skipped": job.skipped, "cancelled": job.cancelled},
         "progressPercent": job.percent,

@@ -154,7 +154,7 @@ def upload_zip(data: bytes, file: multipart.Part, form: UploadZipForm) -> tuple[
                        f"{summary.entries} entries, none a photo", counts)
     name = safe_filename(file.filename)
     metadata: dict[str, Any] = {"source": _SOURCE, "filename": (file.filename or name)[:MAX_NAME_CHARS],
-                                "bytes": len(data)}
+                                "bytes": len(data), "image_count": counts["photos"]}
     if form.project_id is not None:
         metadata["projectId"] = form.project_id
     job = jobs.create_job("crop", None, name=name, project_id=form.project_id, priority=form.priority,
