@@ -40,19 +40,20 @@ def test_upload_versions_activate_and_get(cloud: Any, name: str) -> None:
     assert stored["canvas_json"] == body["canvas_json"] and len(stored["variable_mappings"]) == 4
 
     # A new version changing only the mappings keeps the canvas; not active until activated.
+    fewer = [m for m in body["variable_mappings"] if m.get("type") != "qr"]
     status, v2, _ = api(cloud, "PUT", f"/api/templates/{section}_latest",
-                        {"variable_mappings": body["variable_mappings"][:2], "set_as_active": False})
+                        {"variable_mappings": fewer, "set_as_active": False})
     assert status == 200, v2
     assert v2["version"] == 2 and v2["kind"] == "canvas" and not v2["is_active"]
     assert sorted(p["name"] for p in v2["placeholders"]) == ["address", "expires", "first_name", "name",
-                                                             "offer_code"]
+                                                             "offer_code", "photo"]
     status, latest, _ = api(cloud, "GET", f"/api/templates/{section}_latest")
     assert status == 200 and latest["version"] == 1 and len(latest["variable_mappings"]) == 4
     assert latest["canvas_json"] == body["canvas_json"] and "html_content" not in latest
     status, _, _ = api(cloud, "POST", f"/api/templates/{section}_v2/activate")
     assert status == 200
     status, latest, _ = api(cloud, "GET", f"/api/templates/{section}")
-    assert latest["version"] == 2 and [m["index"] for m in latest["variable_mappings"]] == [2, 3]
+    assert latest["version"] == 2 and [m["index"] for m in latest["variable_mappings"]] == [2, 3, 5]
     status, listed, _ = api(cloud, "GET", f"/api/templates?section={section}")
     assert [(t["version"], t["kind"], t["is_active"]) for t in listed["templates"]] == [
         (1, "canvas", False), (2, "canvas", True)]
@@ -84,7 +85,8 @@ def test_each_bad_mapping_is_refused_naming_it(cloud: Any) -> None:
     ]
     for mapping, says in cases:
         body = copy.deepcopy(base)
-        body["variable_mappings"] = [*base["variable_mappings"][:2], mapping]
+        # The photo's mapping stays: an unmapped image placeholder would be refused first.
+        body["variable_mappings"] = [*base["variable_mappings"][:2], mapping, base["variable_mappings"][3]]
         error = _refused(cloud, body)
         assert error["code"] == "mapping_invalid", error
         assert error["message"].startswith(f"variable_mappings[2] (index {mapping['index']}"), error

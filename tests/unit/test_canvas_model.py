@@ -63,6 +63,8 @@ def test_a_string_holding_the_json_is_accepted() -> None:
     ({"objects": [{"type": "video"}]}, "objects[0] has unknown object type 'video'"),
     ({"objects": [{"type": "group", "objects": [{"type": "Blob"}]}]}, "objects[0].objects[0] has unknown"),
     ({"objects": [{"type": "image", "src": "https://evil.example/x.png", "width": 5, "height": 5}]}, "data: URL"),
+    ({"objects": [{"type": "Image", "src": "", "width": 5, "height": 5}]}, "data: URL"),  # unmapped: never filled
+    ({"objects": [{"type": "group", "objects": [{"type": "image"}]}]}, "objects[0].objects[0]: an image's src"),
     ({"objects": [{"type": "rect", "fill": {"type": "pattern", "source": "http://x/y.png"}}]}, "pattern"),
     ({"objects": [{"type": "text", "text": 5}]}, "'text' must be a string"),
 ])
@@ -105,13 +107,23 @@ def test_limits_objects_depth_size_and_canvas_size(monkeypatch: pytest.MonkeyPat
 ])
 def test_a_bad_mapping_is_refused_naming_it(mapping: dict[str, Any], says: str) -> None:
     body = upload_body(FIXTURES[1])
-    body["variable_mappings"] = [body["variable_mappings"][0], mapping]
+    # The photo's mapping stays: an unmapped image placeholder would be refused first.
+    body["variable_mappings"] = [body["variable_mappings"][0], mapping, body["variable_mappings"][3]]
     with pytest.raises(MappingInvalid) as info:
         validate(body)
     err = info.value
     assert says in err.message and err.reason == Reason.MAPPING_INVALID
     assert err.message.startswith(f"variable_mappings[1] (index {mapping['index']}, field {mapping['field']!r}")
     assert err.details["mapping"] == 1 and err.details["index"] == mapping["index"]
+
+
+def test_a_mapped_image_placeholder_needs_no_src() -> None:
+    body = upload_body(FIXTURES[0])
+    assert body["canvas_json"]["objects"][5]["src"] == ""
+    validate(body)  # mapped: replaced per item
+    body["variable_mappings"] = body["variable_mappings"][:3]
+    with pytest.raises(CanvasInvalid, match=r"objects\[5\]: an image's src must be a data: URL"):
+        validate(body)
 
 
 def test_an_object_without_a_box_cannot_take_an_image() -> None:

@@ -115,7 +115,10 @@ def _has_box(obj: dict[str, Any]) -> bool:
     return positive(obj.get("width")) and positive(obj.get("height"))
 
 
-def _walk(objects: list[Any], path: str, depth: int, counter: list[int]) -> None:
+def _walk(objects: list[Any], path: str, depth: int, counter: list[int],
+          replaced: frozenset[int] = frozenset()) -> None:
+    """Check every object; ``replaced`` are the top-level indices an image or qr mapping replaces
+    (their own ``src`` is never loaded)."""
     for i, obj in enumerate(objects):
         where = f"{path}[{i}]"
         if not isinstance(obj, dict):
@@ -129,11 +132,11 @@ def _walk(objects: list[Any], path: str, depth: int, counter: list[int]) -> None
                                 details={"object": where, "type": obj.get("type")})
         if kind == "text" and not isinstance(obj.get("text", ""), str):
             raise CanvasInvalid(f"{where}: 'text' must be a string", details={"object": where})
-        if kind == "image":
+        if kind == "image" and i not in replaced:
             src = obj.get("src")
-            if src is not None and not (isinstance(src, str) and (src == "" or src.startswith("data:"))):
+            if not (isinstance(src, str) and src.startswith("data:")):
                 raise CanvasInvalid(f"{where}: an image's src must be a data: URL (a render reads no network); "
-                                    "map it with an image mapping to use another source",
+                                    "map it with an image mapping to fill it per item",
                                     details={"object": where})
         if kind == "group":
             if depth + 1 > MAX_GROUP_DEPTH:
@@ -191,7 +194,8 @@ def validate(canvas_json: Any, width: int, height: int, mappings: list[VariableM
     for side, v in (("width", width), ("height", height)):
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_SIDE:
             raise CanvasInvalid(f"{side} must be an integer between 1 and {MAX_SIDE} pixels, got {v!r}")
-    _walk(doc["objects"], "objects", 0, [0])
+    replaced = frozenset(m.index for m in mappings if m.type in ("image", "qr"))
+    _walk(doc["objects"], "objects", 0, [0], replaced)
     if len(mappings) > MAX_MAPPINGS:
         raise MappingInvalid(f"at most {MAX_MAPPINGS} variable mappings", details={"max_mappings": MAX_MAPPINGS})
     objects: list[dict[str, Any]] = doc["objects"]
