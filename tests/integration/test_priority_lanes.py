@@ -130,6 +130,27 @@ def test_s3_drop_metadata_priority(cloud: Any, template_id: str) -> None:
     assert job.total == 0
 
 
+def test_a_paused_split_goes_on_in_the_urgent_lane(cloud: Any, template_id: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk of 100 rows pauses the split (as if time ran short): the continuation
+    messages carry the job's lane, and every row lands on the urgent queue."""
+    from posterflow.split import runner
+
+    monkeypatch.setattr(runner, "RESERVE_MS", 10**9)
+    drained(cloud, "render_urgent")
+    before = received(cloud, "render_urgent")
+    key = f"uploads/lanes-{uuid.uuid4().hex[:8]}/rows.csv"
+    rows = "".join(f"p{i}\n" for i in range(150))
+    aws.client("s3").put_object(Bucket=cloud.refs.bucket, Key=key, Body=f"name\n{rows}".encode(),
+                                Metadata={"template-id": template_id, "priority": "1"})
+    job_id = wait_for(lambda: next((j.job_id for j in jobs.list_jobs(limit=50, all_tenants=True)[0]
+                                    if j.metadata.get("upload") == key), None), timeout=30, what="the drop's job")
+    job = final(job_id)
+    assert (job.status, job.succeeded) == ("completed", 150)
+    assert any("continuing" in log.message for log in jobs.list_logs(job_id, limit=100)[0])
+    assert received(cloud, "render_urgent") - before == 150
+
+
 def test_retry_and_cancel_keep_an_urgent_job_in_its_lane(cloud: Any, template_id: str) -> None:
     # Two rows miss the placeholder: they fail, and a retry sends them again — to the urgent lane.
     items = [ITEM, {"other": 1}, ITEM, {"other": 2}]

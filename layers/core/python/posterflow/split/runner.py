@@ -139,7 +139,8 @@ def _run(state: dict[str, Any], remaining_ms: Callable[[], int]) -> None:
     if "priority" not in state:
         # The job's lane, read once per input: continuations carry it, so a paused split
         # goes on queueing in the same lane.
-        state["priority"] = jobs.get_job(job_id).priority
+        job = jobs.find_job(job_id)
+        state["priority"] = job.priority if job is not None else None
     try:
         split = {"poster": _split_csv, "crop": _split_zip, "manifest": _split_manifest}[state["kind"]]
         finished = split(state, remaining_ms)
