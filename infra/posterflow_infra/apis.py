@@ -27,8 +27,11 @@ STAGE_RATE_LIMIT = 100
 STAGE_BURST_LIMIT = 200
 
 # Routes reached without an API key. /health is for load balancers and uptime checks;
-# the download link is clicked by email recipients and carries its own HMAC signature.
-PUBLIC_ROUTES: tuple[tuple[str, str], ...] = (("GET", "health"), ("GET", "api/jobs/{job_id}/download"))
+# the download link is clicked by email recipients and carries its own HMAC signature; the
+# dashboard page and its files hold no data (the page sends the user's key on its data calls;
+# posterflow/api/routes_dashboard.py).
+PUBLIC_ROUTES: tuple[tuple[str, str], ...] = (("GET", "health"), ("GET", "api/jobs/{job_id}/download"),
+                                              ("GET", "dashboard"), ("GET", "static/{name}"))
 
 
 def _url(api_id: str, stage: str, scheme: str) -> str:

@@ -1,4 +1,7 @@
-"""Alarms (DLQ depth, age of oldest message, function errors) and one dashboard."""
+"""Alarms (DLQ depth, age of oldest message, function errors) and one dashboard: queues, the
+functions' own metrics, and the application metrics the functions print as EMF lines
+(``posterflow/observability.py``: namespace = the stack prefix, dimension ``service`` = the
+function's name, ``section`` for the sections listed in ``POSTERFLOW_METRIC_SECTIONS``)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from posterflow import resources as r
+from posterflow.observability import SECTION_DIMENSION, SERVICE_DIMENSION, Metric
 from posterflow_infra.queues import QueuePair
 
 PERIOD = Duration.minutes(5)
@@ -82,7 +87,45 @@ class Monitoring(Construct):
             cw.GraphWidget(title="Duration p90 (ms)", width=8, left=[
                 f.metric_duration(period=PERIOD, statistic="p90", label=k) for k, f in functions.items()]),
         )
+        self._application_widgets(prefix)
         self.dashboard.add_widgets(cw.AlarmStatusWidget(title="Alarms", width=24, alarms=self.alarms))
+
+    def _application_widgets(self, prefix: str) -> None:
+        """The EMF metrics: posters, crops, their times, faces found, queue-to-done latency."""
+        spec = r.stack_spec(prefix)
+        render, crop = spec.function("render").name, spec.function("crop").name
+
+        def metric(name: Metric, service: str, statistic: str, label: str) -> cw.Metric:
+            return cw.Metric(namespace=prefix, metric_name=name.value, dimensions_map={SERVICE_DIMENSION: service},
+                             statistic=statistic, period=PERIOD, label=label)
+
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="Posters", width=6, left=[
+                metric(Metric.POSTERS_RENDERED, render, "Sum", "rendered"),
+                metric(Metric.POSTERS_FAILED, render, "Sum", "failed")]),
+            cw.GraphWidget(title="Render time (ms)", width=6, left=[
+                metric(Metric.RENDER_MS, render, s, s) for s in ("p50", "p90", "Maximum")]),
+            cw.GraphWidget(title="Render time by section, p90 (ms)", width=6, left=[cw.MathExpression(
+                # One line per section listed in POSTERFLOW_METRIC_SECTIONS (a bounded set).
+                expression=(f"SEARCH('{{{prefix},{SERVICE_DIMENSION},{SECTION_DIMENSION}}} "
+                            f"MetricName=\"{Metric.RENDER_MS.value}\"', 'p90', 300)"),
+                label="", period=PERIOD)]),
+            cw.GraphWidget(title="Queue to done (ms)", width=6, left=[
+                metric(Metric.QUEUE_TO_DONE_MS, render, "p90", "posters p90"),
+                metric(Metric.QUEUE_TO_DONE_MS, crop, "p90", "crops p90")]),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="Crops", width=6, left=[
+                metric(Metric.CROPS_SUCCEEDED, crop, "Sum", "cropped"),
+                metric(Metric.CROPS_FAILED, crop, "Sum", "failed")]),
+            cw.GraphWidget(title="Crop time (ms)", width=6, left=[
+                metric(Metric.CROP_MS, crop, s, s) for s in ("p50", "p90", "Maximum")]),
+            cw.GraphWidget(title="Faces found", width=6, left=[
+                metric(Metric.FACES_FOUND, crop, "Sum", "faces"),
+                metric(Metric.FACES_FOUND, crop, "Average", "per photo")]),
+            cw.GraphWidget(title="Cold starts", width=6, left=[
+                metric(Metric.COLD_STARTS, fn.name, "Sum", fn.key) for fn in spec.functions]),
+        )
 
     def _alarm(self, action: cw_actions.SnsAction, cid: str, name: str, metric: cw.Metric,
                *, threshold: float, what: str) -> None:

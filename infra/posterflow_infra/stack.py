@@ -151,3 +151,5 @@ class PosterflowStack(Stack):
         CfnOutput(self, "WebSocketUrl", value=self.websocket.url, description="Progress events (wss)")
         CfnOutput(self, "BucketName", value=self.data.bucket.bucket_name, description="Uploads and results")
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        CfnOutput(self, "JobsDashboardUrl", value=f"{self.rest.url}dashboard",
+                  description="The jobs dashboard: open it, enter an API key (kept in the tab's session only)")

@@ -135,7 +135,8 @@ def test_rest_api_needs_a_key_except_public_routes(synth: Synth) -> None:
     paths = _rest_paths(synth.json)
     public = {(m["Properties"]["HttpMethod"], paths[ref_target(m["Properties"]["ResourceId"])])
               for m in methods.values() if not m["Properties"].get("ApiKeyRequired")}
-    assert public == {("GET", "/health"), ("GET", "/api/jobs/{job_id}/download")}
+    assert public == {("GET", "/health"), ("GET", "/api/jobs/{job_id}/download"),
+                      ("GET", "/dashboard"), ("GET", "/static/{name}")}  # the page: no data, its calls send a key
     # everything else goes through the proxy with a key
     assert {paths.get(ref_target(m["Properties"]["ResourceId"]), "/") for m in methods.values()
             if m["Properties"].get("ApiKeyRequired")} >= {"/", "/{proxy+}", "/api/{proxy+}"}
