@@ -1,8 +1,8 @@
 """Canvas templates rendered through the REST API on the local cloud (seed 002): a batch of
 postcards with address, QR and photo mappings whose QR codes decode from the output PNGs, rows
 that fail alone naming why (a missing mapped field, a refused image source, a QR value too long,
-an address that cannot fit its box), and the same template through generate, generate-async and
-bulk CSV."""
+an address that cannot fit its box), and the same template through generate, generate-async,
+bulk CSV, preview, a print PDF and an inline (``mode: auto``) mailing with its merged PDF."""
 
 from __future__ import annotations
 
@@ -187,3 +187,24 @@ def test_a_print_pdf_at_a_postcard_preset_with_bleed(cloud: Any, postcard: str, 
     points = [round(float(v) * 25.4 / 72, 1) for v in (box.width, box.height)]
     assert points == [152.4 + 6, 101.6 + 6]
     assert "Recipient 21" in reader.pages[0].extract_text()  # text kept as text, not pixels
+
+
+def test_a_small_mailing_answers_inline_with_a_merged_pdf(cloud: Any, postcard: str, photo: str) -> None:
+    from pypdf import PdfReader
+
+    items = [row(30 + n, photo) for n in range(3)] + [row(33, photo, offer_url="z" * 2400)]
+    status, body, _ = api(cloud, "POST", "/api/generate-batch", {
+        "template_id": postcard, "items": items, "mode": "auto", "format": "pdf", "size": "postcard-6x4",
+        "merge_pdf": True})
+    assert status == 200 and body["inline"] is True, body
+    assert (body["success_count"], body["failure_count"]) == (3, 1)
+    results = {r["entity_id"]: r for r in body["results"]}
+    assert results["r33"]["error_code"] == "qr_too_long"
+
+    def merged() -> Any:
+        _, job, _ = api(cloud, "GET", f"/api/jobs/{body['job_id']}")
+        return job.get("merged_pdf_url")
+
+    reader = PdfReader(io.BytesIO(fetch(wait_for(merged, timeout=120, interval=0.5, what="the merged PDF"))))
+    # Succeeded items in input order; the failed one is listed in the manifest, not in the PDF.
+    assert [page.extract_text().count(f"Recipient {30 + n}") for n, page in enumerate(reader.pages)] == [1, 1, 1]
