@@ -14,12 +14,14 @@ The job is merged exactly as finalize does it: parts of at most ``--part-pages``
 Prints one JSON object (last line). ``measure(pages)`` returns the same dict, for other benches
 (bench/canvas.py) to import.
 
-    .venv/bin/python bench/merged_pdf.py [--pages 2000] [--part-pages N] [--verify]
+    .venv/bin/python bench/merged_pdf.py [--pages 2000] [--part-pages N] [--image-kb K] [--verify]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import multiprocessing as mp
 import os
@@ -30,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from PIL import Image
 
 
 def _decode_aws_chunked(data: bytes) -> bytes:
@@ -53,12 +57,21 @@ body{margin:0;font-family:sans-serif;background:linear-gradient(135deg,#1d3557,#
 <div class="addr">Ada Lovelace<br>12 Analytical Row<br>London NW1 6XE</div></body></html>"""
 
 
-def sample_pdf() -> bytes:
-    """One poster PDF from the warm Chromium (postcard 6x4 in, like a direct-mail item)."""
+def sample_pdf(image_kb: int = 0) -> bytes:
+    """One poster PDF from the warm Chromium (postcard 6x4 in, like a direct-mail item);
+    ``image_kb`` adds a photo of about that many kB of incompressible pixels."""
     from posterflow.render import engine, sizes
 
+    html = _HTML
+    if image_kb:
+        side = max(8, int((image_kb * 1024 / 3) ** 0.5))
+        png = io.BytesIO()
+        Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(png, "PNG", compress_level=1)
+        photo = base64.b64encode(png.getvalue()).decode()
+        html = html.replace("</body>", f'<img style="position:absolute;left:36px;bottom:36px;width:160px" '
+                                        f'src="data:image/png;base64,{photo}"></body>')
     with engine.RenderEngine() as eng:
-        result = eng.render(engine.RenderRequest(html=_HTML, format="pdf", size=sizes.resolve_size("postcard-6x4")))
+        result = eng.render(engine.RenderRequest(html=html, format="pdf", size=sizes.resolve_size("postcard-6x4")))
     return result.data
 
 
@@ -118,15 +131,16 @@ def _serve(port_queue: Any, payload: bytes, sink: str | None) -> None:
     server.serve_forever()
 
 
-def _render_sample(out: Any) -> None:
-    out.put(sample_pdf())
+def _render_sample(out: Any, image_kb: int) -> None:
+    out.put(sample_pdf(image_kb))
 
 
-def measure(pages: int, *, part_pages: int | None = None, verify: bool = False) -> dict[str, Any]:
+def measure(pages: int, *, part_pages: int | None = None, image_kb: int = 0, verify: bool = False) -> dict[str, Any]:
     """Merge a job of ``pages`` one-page items as finalize does; figures as a dict."""
     ctx = mp.get_context("spawn")
     results: Any = ctx.Queue()
-    renderer = ctx.Process(target=_render_sample, args=(results,), daemon=True)  # Chromium outside this process
+    # Chromium outside this process, so peak RSS is the merge's.
+    renderer = ctx.Process(target=_render_sample, args=(results, image_kb), daemon=True)
     renderer.start()
     payload: bytes = results.get(timeout=120)
     renderer.join(30)
@@ -210,9 +224,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pages", type=int, default=2000)
     ap.add_argument("--part-pages", type=int, default=None)
+    ap.add_argument("--image-kb", type=int, default=0, help="add a photo of about this many kB to every item")
     ap.add_argument("--verify", action="store_true", help="keep the parts on disk and count their pages with pypdf")
     args = ap.parse_args()
-    print(json.dumps(measure(args.pages, part_pages=args.part_pages, verify=args.verify)))
+    print(json.dumps(measure(args.pages, part_pages=args.part_pages, image_kb=args.image_kb, verify=args.verify)))
 
 
 if __name__ == "__main__":

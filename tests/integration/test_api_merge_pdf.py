@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from posterflow import jobs
+from posterflow.finalize import merge_pdf
+from posterflow.resources import ResourceRefs
 from tests.integration.helpers import api, fetch, wait_for
 
 HTML = ("<html><body style='margin:0;background:#fff'><h1 style='font:28px sans-serif;margin:20px'>"
@@ -68,6 +71,18 @@ def test_merged_pdf_has_the_succeeded_items_in_input_order(cloud: Any, pdf_templ
     failed = [line for line in manifest.splitlines() if ",r2," in line]
     assert len(failed) == 1 and "failed" in failed[0] and "missing_placeholders" in failed[0]
 
+    # A retry of the failed item is a new finalize round with its own merged PDF.
+    status, body, _ = api(cloud, "POST", f"/api/jobs/{job['job_id']}/retry")
+    assert status == 200 and body["retried"] == 1, body
+
+    def next_round() -> Any:
+        _, b, _ = api(cloud, "GET", f"/api/jobs/{job['job_id']}")
+        return b if b["status"] == "completed_with_errors" and b["merged_pdf_urls"] else None
+
+    again = wait_for(next_round, timeout=120, interval=0.5, what="the retry round's merged PDF")
+    assert f"/archives/default/{job['job_id']}/merged-r1-001.pdf" in again["merged_pdf_url"]
+    assert _names(fetch(again["merged_pdf_url"])) == [f"Dear {n}" for n in names if n]
+
 
 def test_a_job_above_the_part_size_gets_parts(cloud: Any, pdf_template: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POSTERFLOW_MERGED_PDF_PART_PAGES", "2")  # the finalize function reads it at run time
@@ -110,3 +125,12 @@ def test_bulk_csv_with_merge_pdf(cloud: Any, pdf_template: str) -> None:
     status, body, _ = api(cloud, "POST", "/api/generate-bulk", {
         "bulkMethod": "csv", "csvData": csv_text, "template_id": pdf_template, "merge_pdf": True, "format": "jpeg"})
     assert status == 422 and body["error"]["code"] == "merge_pdf_needs_pdf", body
+
+
+def test_a_missing_item_pdf_fails_the_merge_rather_than_leaving_it_out(aws_stack: ResourceRefs) -> None:
+    now = "2025-01-01T00:00:00.000000Z"
+    gone = jobs.Item(job_id="j", item_id=0, entity_id="e0", status=jobs.ItemStatus.SUCCEEDED,
+                     output_key=f"outputs/default/missing-{uuid.uuid4().hex}/000000.pdf", created_at=now,
+                     updated_at=now)
+    with pytest.raises(merge_pdf.MergeError, match="output of item 0 is missing"):
+        merge_pdf.merge_part([gone], f"archives/default/t-{uuid.uuid4().hex}/merged-001.pdf", part=1, max_pages=10)

@@ -41,7 +41,7 @@ READ_AHEAD = 8
 FETCH_THREADS = 4
 # Item PDF bytes one part may hold: pypdf keeps a part's objects in memory until it writes
 # them, so this (with the page limit) bounds an invocation's memory whatever the job's size.
-PART_INPUT_BYTES_MAX = 160 * 1024 * 1024
+PART_INPUT_BYTES_MAX = 128 * 1024 * 1024
 # One item's PDF may be at most this large (a poster is tens of kB; this is a runaway guard).
 ITEM_PDF_BYTES_MAX = 64 * 1024 * 1024
 # Seconds one invocation may spend appending before it closes its part, as a share of the
