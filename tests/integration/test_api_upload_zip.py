@@ -4,9 +4,12 @@ poll run unchanged, every bad input is a 4xx in the error shape that leaves noth
 
 from __future__ import annotations
 
+import io
 import json
+import struct
 import subprocess
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -45,24 +48,33 @@ def _small_face_free_jpeg() -> bytes:
     return photos.encode(Image.new("RGB", (64, 48), (120, 160, 200)), "JPEG")
 
 
+def _with_a_flipped_byte(data: bytes, name: str) -> bytes:
+    """The ZIP with one byte in the middle of ``name``'s compressed data inverted."""
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
+    name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)  # the local header's
+    at = info.header_offset + 30 + name_len + extra_len + info.compress_size // 2
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
 def test_seed_004_curl_upload_then_status_poll(cloud: Any, tmp_path: Path) -> None:
     files = [
         ("team/astronaut.jpg", photos.jpeg(photos.astronaut())),
         ("team/wall.jpg", photos.face_free_jpeg()),
         ("team/broken.jpg", photos.truncated_jpeg()),
+        ("team/flipped.jpg", photos.jpeg(photos.camera())),  # its data damaged inside the ZIP
         ("team/", b""),
         ("team/notes.txt", b"not a photo"),
         ("__MACOSX/team/._astronaut.jpg", b"\0\5\26\7"),
     ]
-    (tmp_path / "photos.zip").write_bytes(photos.zip_of(files))
+    (tmp_path / "photos.zip").write_bytes(_with_a_flipped_byte(photos.zip_of(files), "team/flipped.jpg"))
     base = cloud.gateway.rest_url
     # Seed 004, "Upload ZIP with 1000 Photos", with this cloud's address.
     status, body = _curl("-X", "POST", f"{base}/api/batch/upload-zip", "-F", "file=@photos.zip",
                          "-F", "projectId=proj-123", "-F", "priority=5", cwd=tmp_path)
     assert status == 202, body
     assert body["success"] is True and body["batchId"] == body["job_id"]
-    # Three photos (one of them broken: its item fails at the worker), all three queued.
-    assert (body["imageCount"], body["queued"], body["entries"], body["skipped"]) == (3, 3, 6, 3)
+    # Four photos (two of them broken: their items fail at the worker), all four queued.
+    assert (body["imageCount"], body["queued"], body["entries"], body["skipped"]) == (4, 4, 7, 3)
     assert body["status_endpoint"] == f"/api/batch/status/{body['batchId']}"
     assert body["websocket_url"] and body["token"] and body["project_id"] == "proj-123" and body["priority"] == 5
     assert body["key"] == f"uploads/default/{body['job_id']}/photos.zip"
@@ -77,8 +89,8 @@ def test_seed_004_curl_upload_then_status_poll(cloud: Any, tmp_path: Path) -> No
     assert done["success"] is True
     b = done["batch"]
     assert b["batchId"] == body["batchId"] and b["status"] == "completed_with_errors"
-    assert b["imageCount"] == body["imageCount"] == 3  # the photos; progress counts every entry
-    assert b["progress"] == {"processed": 6, "total": 6, "failed": 1, "succeeded": 2, "skipped": 3, "cancelled": 0}
+    assert b["imageCount"] == body["imageCount"] == 4  # the photos; progress counts every entry
+    assert b["progress"] == {"processed": 7, "total": 7, "failed": 2, "succeeded": 2, "skipped": 3, "cancelled": 0}
     assert b["progressPercent"] == 100
 
     # The same job: the project and priority kept, every entry an item with its reason.
@@ -88,6 +100,8 @@ def test_seed_004_curl_upload_then_status_poll(cloud: Any, tmp_path: Path) -> No
     codes = {r["entity_id"]: (r["status"], r["error_code"]) for r in job["results"]}
     assert codes["team/astronaut.jpg"] == ("completed", None)
     assert codes["team/broken.jpg"] == ("failed", "truncated")
+    assert codes["team/flipped.jpg"][0] == "failed" and codes["team/flipped.jpg"][1] in ("crc_mismatch",
+                                                                                           "corrupt_entry")
     assert codes["team/notes.txt"][0] == "skipped" and codes["__MACOSX/team/._astronaut.jpg"][0] == "skipped"
 
 
@@ -264,6 +278,12 @@ def test_idempotency_key_returns_the_same_batch(cloud: Any, tmp_path: Path) -> N
     assert answers[0] == answers[1] and answers[0][0] == 202
     got, listing, _ = api(cloud, "GET", "/api/jobs", headers={"x-api-key": key})
     assert got == 200 and [j["job_id"] for j in listing["jobs"]] == [answers[0][1]["job_id"]]
+    # The upload of a keyed caller is split into that caller's job (the key names tenant and job).
+    job_id = answers[0][1]["job_id"]
+    assert answers[0][1]["key"] == f"uploads/{_tenant(key)}/{job_id}/file.zip"
+    split = wait_for(lambda: (j := jobs.get_job(job_id)).total is not None and j, timeout=60, interval=0.3,
+                     what="the upload to be split")
+    assert (split.total, split.tenant) == (1, _tenant(key))
     other = photos.zip_of([("q.jpg", _small_face_free_jpeg())])
     status, body = _curl("-X", "POST", url, *idem, *_form(tmp_path, file=other, projectId="p1"), cwd=tmp_path)
     assert status == 422 and body["error"]["code"] == "idempotency_key_reused", body
