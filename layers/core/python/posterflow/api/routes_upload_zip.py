@@ -188,7 +188,10 @@ def upload_zip(data: bytes, file: multipart.Part, form: UploadZipForm) -> tuple[
     }, 202
 
 
-@router.post(ROUTE)
+@router.post(ROUTE, summary="Seed 004: a ZIP of photos as multipart/form-data → one crop job",
+             description="Form fields: `file` (the ZIP, required), `projectId`, `priority` (1–10), `notifyEmail`, "
+                         "`webhookUrl`. The body is read by the route itself (python-multipart, within "
+                         "POSTERFLOW_UPLOAD_ZIP_MAX_BYTES); bigger ZIPs go through POST /api/uploads.")
 def upload_zip_route() -> tuple[dict[str, Any], int]:
     event = request.event()
     limits = budget()
