@@ -189,3 +189,28 @@ def test_the_html_helper_keeps_to_the_render_budget(monkeypatch: pytest.MonkeyPa
         templating.render_html(loop, {"v": "y" * 2000})
     # Checked every 32 calls instead, the first look at the clock would come after ~3 s.
     assert time.perf_counter() - started < 1.5
+
+
+def test_a_pixel_bomb_is_refused_before_decoding_and_pillow_is_left_alone() -> None:
+    buf = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(buf, "PNG")  # 64 MP, a few KB
+    with pytest.raises(CanvasError) as info:
+        fill.fill(template(), ROW, fetch=lambda s, w: buf.getvalue())
+    assert info.value.reason == Reason.OVERLAY_FAILED and "is over 50000000 pixels" in info.value.message
+    # Pillow's own default stays: the crop worker's and the overlays' limits are their own.
+    assert Image.MAX_IMAGE_PIXELS == 1024 * 1024 * 1024 // 4 // 3
+
+
+def test_a_shared_photo_is_prepared_once() -> None:
+    calls: list[str] = []
+    photo = png((300, 200), "green")
+
+    def fetch(source: str, what: str) -> bytes:
+        calls.append(source)
+        return photo
+
+    first = fill.fill(template(), ROW, fetch=fetch)
+    second = fill.fill(template(), {**ROW, "name": "Someone else"}, fetch=fetch)
+    assert len(calls) == 2  # each item reads its source (it may have changed) …
+    # … and the same bytes give the same prepared image.
+    assert first.canvas_json["objects"][5]["src"] == second.canvas_json["objects"][5]["src"]

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -134,20 +137,48 @@ def _qr_object(obj: dict[str, Any], value: str) -> dict[str, Any]:
 
 def _cover(data: bytes, box: tuple[float, float], scale: float) -> tuple[str, tuple[int, int]]:
     """The image cropped to the box's proportions (centred) and sized to its output pixels, as a data URL."""
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    target = (max(1, min(MAX_IMAGE_SIDE, round(box[0] * scale))), max(1, min(MAX_IMAGE_SIDE, round(box[1] * scale))))
+    # A photo or logo shared by a mailing's rows is decoded once per instance: the results (not
+    # the sources, up to 20 MB each) of the last few are kept, keyed by the source's digest.
+    key = (hashlib.sha256(data).digest(), target)
+    with _COVERS_LOCK:
+        if key in _COVERS:
+            _COVERS.move_to_end(key)
+            return _COVERS[key]
+    result = _cover_image(data, target)
+    with _COVERS_LOCK:
+        _COVERS[key] = result
+        while len(_COVERS) > _COVERS_KEPT:
+            _COVERS.popitem(last=False)
+    return result
+
+
+_COVERS: OrderedDict[tuple[bytes, tuple[int, int]], tuple[str, tuple[int, int]]] = OrderedDict()
+_COVERS_LOCK = threading.Lock()
+_COVERS_KEPT = 16
+
+
+def _cover_image(data: bytes, target: tuple[int, int]) -> tuple[str, tuple[int, int]]:
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data)) as img:  # reads the header only: the size is checked before decoding
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise ValueError(f"{img.width}x{img.height} is over {MAX_IMAGE_PIXELS} pixels")
+            # A JPEG decodes at 1/2, 1/4 or 1/8 when that is still at least the target: much faster.
+            img.draft("RGB", target)
             img.load()
             image = ImageOps.exif_transpose(img)
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
         raise ValueError(f"not a usable image: {exc}") from None
-    target = (max(1, min(MAX_IMAGE_SIDE, round(box[0] * scale))), max(1, min(MAX_IMAGE_SIDE, round(box[1] * scale))))
-    fitted = ImageOps.fit(image, target, method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    # Cover: the largest centred crop of the box's proportions, resized to the target.
+    ratio = target[0] / target[1]
+    w, h = image.size
+    crop_w, crop_h = (h * ratio, h) if w / h > ratio else (w, w / ratio)
+    left, top = (w - crop_w) / 2, (h - crop_h) / 2
+    fitted = image.resize(target, Image.Resampling.LANCZOS, box=(left, top, left + crop_w, top + crop_h),
+                          reducing_gap=3.0)
     buf = io.BytesIO()
     if fitted.mode in ("RGBA", "LA", "P") and (fitted.mode != "P" or "transparency" in fitted.info):
-        fitted.convert("RGBA").save(buf, "PNG", optimize=False)
+        fitted.convert("RGBA").save(buf, "PNG", compress_level=1)
         mime = "image/png"
     else:
         fitted.convert("RGB").save(buf, "JPEG", quality=90)
