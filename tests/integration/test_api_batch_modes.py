@@ -15,6 +15,9 @@ import pytest
 from PIL import Image
 from websockets.sync.client import connect
 
+from posterflow import jobs
+from posterflow import resources as r
+from tests.events import load_event
 from tests.integration.helpers import api, fetch, wait_for
 
 HTML = "<html><body style='margin:0;background:#fff'><b>{{ name }}</b></body></html>"
@@ -128,3 +131,19 @@ def test_progress_frames_carry_the_current_entity(cloud: Any, template: str) -> 
     # The entity named is one of the items that landed by then (announced in item frames).
     landed = [i["entity_id"] for f in frames if f["event"] == "item_completed" for i in f["items"]]
     assert named[-1] in landed
+
+
+def test_render_inline_event_records_its_items_once(cloud: Any, template: str, aws_stack: r.ResourceRefs) -> None:
+    # The render function's inline entry point (events/render/direct-inline.json), as the API
+    # calls it: it records the chunk's outcomes itself; the same chunk again counts nothing.
+    job = jobs.create_job("poster", total=2)
+    jobs.put_items(job.job_id, [jobs.NewItem(item_id=i, entity_id=f"r{i}") for i in range(2)])
+    event = load_event("render/direct-inline", job_id=job.job_id, template_id=template)
+    name = r.stack_spec().function("render").name
+    for _ in range(2):
+        result = cloud.runtime.invoke(name, event)
+        assert not result.failed and result.payload == {"ok": True, "unrecorded": []}, result
+        after = jobs.get_job(job.job_id)
+        assert (after.processed, after.succeeded) == (2, 2)
+    outputs = {i.entity_id: i.output_key for i in jobs.iter_items(job.job_id)}
+    assert set(outputs) == {"r0", "r1"} and all(outputs.values())

@@ -13,8 +13,10 @@ import pytest
 from pypdf import PdfReader
 
 from posterflow import jobs
+from posterflow import resources as r
 from posterflow.finalize import merge_pdf
 from posterflow.resources import ResourceRefs
+from tests.events import load_event
 from tests.integration.helpers import api, fetch, wait_for
 
 HTML = ("<html><body style='margin:0;background:#fff'><h1 style='font:28px sans-serif;margin:20px'>"
@@ -63,6 +65,12 @@ def test_merged_pdf_has_the_succeeded_items_in_input_order(cloud: Any, pdf_templ
     for page in reader.pages:
         assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == (WIDTH * 3 // 4,
                                                                                             HEIGHT * 3 // 4)
+
+    # The finalize task again (events/finalize/task-input-merge-pdf.json): the part is recorded,
+    # nothing is merged twice.
+    result = cloud.runtime.invoke(r.stack_spec().function("finalize").name,
+                                  load_event("finalize/task-input-merge-pdf", job_id=job["job_id"]))
+    assert not result.failed and result.payload == {"done": True, "parts": 1}, result
 
     # The archive holds the merged PDF beside the items; the manifest lists the failed one.
     with zipfile.ZipFile(io.BytesIO(fetch(job["archive_url"]))) as zf:
