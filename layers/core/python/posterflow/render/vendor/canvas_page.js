@@ -7,6 +7,9 @@
 "use strict";
 (() => {
   const fabric = window.fabric;
+  // Each canvas is drawn once: per-object cache canvases would only draw everything twice
+  // (objects with a clip path still get theirs; Fabric needs it to clip).
+  fabric.FabricObject.ownDefaults.objectCaching = false;
   const CHILD_LISTS = ["objects", "filters"];
   const CHILDREN = ["clipPath", "backgroundImage", "overlayImage", "resizeFilter"];
   const SVG_NS = "http://www.w3.org/2000/svg";
@@ -51,6 +54,7 @@
         unknown.push({ path, type: node.type });
       } else {
         node.type = found;
+        delete node.objectCaching;
         const cls = fabric.classRegistry.getClass(found);
         for (const key of Object.keys(node)) if (isMethod(cls && cls.prototype, key)) delete node[key];
       }
