@@ -75,3 +75,16 @@ def test_a_poster_job_prints_emf_lines_of_the_render_function(
     latencies = values(Metric.QUEUE_TO_DONE_MS, docs)
     assert len(latencies) >= 3
     assert all(0 <= v <= elapsed_ms + 1000 for v in latencies[-3:]), latencies
+
+
+def test_tracing_is_off_on_the_local_cloud(cloud: Any) -> None:
+    """No X-Ray daemon here: every function gets POWERTOOLS_TRACE_DISABLED, and the process's
+    Tracer only passes calls through."""
+    from posterflow import observability
+
+    # The spec's Lambda handlers (the stream function is an HTTP server, outside the runtime).
+    names = [fn.name for fn in r.stack_spec().functions if fn.name in cloud.runtime.names()]
+    assert r.stack_spec().function("render").name in names
+    for name in names:
+        assert cloud.runtime.get(name).environment.get("POWERTOOLS_TRACE_DISABLED") == "true", name
+    assert observability.tracer.disabled
