@@ -4,12 +4,16 @@ route's own form checks (fields, file name), without the cloud."""
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
+from posterflow import config
 from posterflow.api import multipart, routes_upload_zip
 from posterflow.api.errors import ApiError
 from posterflow.errors import PosterflowError, Reason
+from posterflow_local.apigw import rest_event
 
 BOUNDARY = "------------------------d74496d66958873e"
 TYPE = f"multipart/form-data; boundary={BOUNDARY}"
@@ -141,3 +145,19 @@ def test_bad_forms(parts: tuple[tuple[str, bytes, str | None], ...], want: Reaso
 ])
 def test_stored_names_are_plain_and_end_in_zip(given: str | None, stored: str) -> None:
     assert routes_upload_zip.safe_filename(given) == stored
+
+
+def test_a_form_at_the_default_limit_fits_a_lambda_request_payload() -> None:
+    # API Gateway base64-encodes the form (a binary media type) into the proxy event, and
+    # Lambda takes at most 6 MB (6,291,456 bytes) per synchronous request: the default limit
+    # must leave room for the event around the body, headers at API Gateway's 10 KB maximum
+    # (twice: headers and multiValueHeaders).
+    limit = int(config.UPLOAD_ZIP_MAX_BYTES.default or 0)
+    headers = {"Content-Type": TYPE, "User-Agent": "curl/8.5.0", "X-Padding": "p" * (10 * 1024 - 200)}
+    request = make_mocked_request("POST", "/api/batch/upload-zip", headers=headers)
+    event = rest_event(request, b"\0" * limit, "prod")
+    assert event["isBase64Encoded"] is True
+    size = len(json.dumps(event).encode())
+    assert size < 6 * 1024 * 1024, size
+    # …and a body half a MiB larger would not fit: the default is near the real ceiling.
+    assert len(json.dumps(rest_event(request, b"\0" * (limit + 512 * 1024), "prod")).encode()) > 6 * 1024 * 1024
