@@ -52,6 +52,7 @@ def test_auto_answers_a_small_batch_inline_with_results(cloud: Any, template: st
     assert status == 200, body
     assert body["mode"] == "auto" and body["inline"] is True and body["job_id"]
     assert body["processed_items"] == 4 and body["success_count"] == 3 and body["failure_count"] == 1
+    assert body["archive_url"], body  # the answer waited for finalize's archive
     results = {r["entity_id"]: r for r in body["results"]}
     assert set(results) == {"m0", "m1", "m2", "m-bad"}
     for entity in ("m0", "m1", "m2"):

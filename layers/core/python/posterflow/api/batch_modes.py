@@ -190,11 +190,12 @@ def _queue_pending(run: InlineRun, job: jobs.Job) -> None:
 
 
 def _settled(run: InlineRun) -> jobs.Job:
-    """The job once finalize has ended it (archive, merged PDF), or as it is at the deadline:
-    the items' results are complete either way."""
+    """The job once finalize has built its archive (and merged PDF, which comes first), or as it
+    is at the deadline: the items' results are complete either way. Email and webhook are not
+    waited for (a slow receiver must not hold the answer)."""
     assert run.job is not None
     job = jobs.get_job(run.job.job_id)
-    while not job.is_final and time.monotonic() < run.deadline:
+    while not (job.is_final or job.archive_key) and time.monotonic() < run.deadline:
         time.sleep(_POLL_S)
         job = jobs.get_job(job.job_id)
     return job
