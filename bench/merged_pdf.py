@@ -151,6 +151,9 @@ def measure(pages: int, *, part_pages: int | None = None, image_kb: int = 0, ver
     server.start()
     port = ports.get(timeout=30)
     saved = dict(os.environ)
+    from posterflow import aws
+
+    aws.reset_clients()  # clients made before would keep their endpoint
     os.environ.update({
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
@@ -185,6 +188,7 @@ def measure(pages: int, *, part_pages: int | None = None, image_kb: int = 0, ver
         server.terminate()
         os.environ.clear()
         os.environ.update(saved)
+        aws.reset_clients()  # the caller's clients get its own endpoint again
 
     verified = None
     if sink:
