@@ -113,3 +113,12 @@ def test_dashboard_routes_need_no_key_and_reach_the_api(synth: Synth) -> None:
     outputs = synth.json["Outputs"]
     url = next(o for k, o in outputs.items() if k.startswith("JobsDashboardUrl"))
     assert json.dumps(url["Value"]).endswith('dashboard"]]}')
+
+
+def test_the_core_layer_carries_the_dashboard_page(synth: Synth) -> None:
+    """The api function serves the page from the library's package data: the layer asset has it."""
+    (layer,) = [res for res in resources(synth.json, "AWS::Lambda::LayerVersion").values()
+                if res["Properties"].get("LayerName", "").endswith("-core")]
+    asset = str(layer["Properties"]["Content"]["S3Key"]).removesuffix(".zip")
+    page_dir = synth.outdir / f"asset.{asset}" / "python" / "posterflow" / "api" / "dashboard"
+    assert {"index.html", "app.js", "style.css"} <= {p.name for p in page_dir.iterdir()}
