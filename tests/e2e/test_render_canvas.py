@@ -16,8 +16,9 @@ from pypdf import PdfReader
 from posterflow.posters.canvas.errors import TextOverflow
 from posterflow.posters.canvas.spec import CanvasOutput, CanvasResult, FilledCanvas, FitRule, ImageFit
 from posterflow.render.canvas import CanvasRenderer
-from posterflow.render.engine import RenderEngine
-from posterflow.render.errors import CanvasSourceRefused, UnknownObjectType
+from posterflow.render.engine import INTERNAL_ORIGIN, RenderEngine, RenderRequest
+from posterflow.render.errors import CanvasSourceRefused, RenderTimeout, UnknownObjectType
+from posterflow.render.sizes import resolve_size
 from tests.e2e.conftest import RED_PNG, Servers
 
 pytestmark = pytest.mark.browser
@@ -276,3 +277,21 @@ def test_template_content_never_runs_as_script(engine: RenderEngine, servers: Se
         else:
             assert _image(result).getpixel((370, 70)) == (255, 0, 0)
     assert not [r for r in servers.assets.requests if "pwned" in r]
+
+
+def test_an_image_that_never_arrives_times_out_and_the_next_canvas_renders(
+    engine: RenderEngine, servers: Servers
+) -> None:
+    data = _fabric6()
+    data["objects"][2]["src"] = f"{servers.hang.url}/never.png"
+    [result] = CanvasRenderer(engine, timeout_s=2).render_canvases([_canvas(data)])
+    assert isinstance(result, RenderTimeout)
+    assert _image(_one(engine, _canvas(_fabric6()))).getpixel((340, 50)) == (255, 0, 0)
+
+
+def test_html_templates_never_get_the_engine_files(engine: RenderEngine) -> None:
+    html = (f"<img src='{INTERNAL_ORIGIN}/canvas.html'><link rel=stylesheet href='{INTERNAL_ORIGIN}/fabric.min.js'>"
+            f"<iframe src='{INTERNAL_ORIGIN}/canvas.html'></iframe>")
+    result = engine.render(RenderRequest(html=html, size=resolve_size(width=200, height=100), timeout_s=10))
+    assert result.blocked_urls
+    assert all(b.startswith(INTERNAL_ORIGIN) and "not an engine file" in b for b in result.blocked_urls)
