@@ -77,3 +77,20 @@ def test_the_local_cloud_root_sends_the_same_headers(cloud: Any) -> None:
     served = directives(headers["Content-Security-Policy"])
     _, _, api_headers = api(cloud, "GET", "/dashboard")
     assert served == directives(api_headers["Content-Security-Policy"])
+
+
+def test_the_api_function_answers_the_gateways_keyless_event(cloud: Any) -> None:
+    """The event API Gateway sends for ``GET /dashboard`` (its own resource, no API key)."""
+    from posterflow import resources as r
+    from tests.events import load_event
+
+    result = cloud.runtime.invoke(r.stack_spec().function("api").name, load_event("api/dashboard"))
+    assert not result.failed, result.error_payload()
+    answer = result.payload
+    assert answer["statusCode"] == 200
+    headers = {k.lower(): v for k, v in (answer.get("headers") or {}).items()}
+    for k, values in (answer.get("multiValueHeaders") or {}).items():
+        headers.setdefault(k.lower(), values[0])
+    assert headers["content-type"].startswith("text/html")
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "<title>posterflow dashboard</title>" in answer["body"]
