@@ -1,4 +1,6 @@
 """Headless-Chromium poster rendering: sizes, network policy and the warm browser engine.
+Fabric.js canvases render through :mod:`posterflow.render.canvas` (imported on its own: it
+depends on ``posterflow.posters.canvas.spec``, which imports this package's sizes).
 
 Typical use from a synchronous handler::
 
