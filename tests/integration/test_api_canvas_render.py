@@ -102,9 +102,14 @@ def test_a_batch_renders_qr_address_and_photo_and_bad_rows_fail_alone(cloud: Any
         image = Image.open(io.BytesIO(fetch(result["url"])))
         assert image.format == "PNG" and image.size == (900, 600)
         assert decode_qr(image) == f"https://example.com/offer/{n}?c=spring"
-        # The photo covers its box; the three address lines are three lines.
-        r, g, b = image.convert("RGB").getpixel((PHOTO_BOX[0] + 130, PHOTO_BOX[1] + 130))
+        # The photo covers its box, clipped to the designed circle; the three address lines are three lines.
+        rgb = image.convert("RGB")
+        r, g, b = rgb.getpixel((PHOTO_BOX[0] + 130, PHOTO_BOX[1] + 130))
         assert b > 150 and r < 80, (r, g, b)
+        r, g, b = rgb.getpixel((PHOTO_BOX[0] + 130 + 110, PHOTO_BOX[1] + 130))  # inside the 130 px radius
+        assert b > 150 and r < 80, (r, g, b)
+        r, g, b = rgb.getpixel((PHOTO_BOX[0] + 8, PHOTO_BOX[1] + 8))  # outside the circle: the background
+        assert r > 200 and b > 180, (r, g, b)
         assert ink_bands(image, ADDRESS_BOX) == 3
 
     missing = by_entity["r3"]
@@ -208,3 +213,18 @@ def test_a_small_mailing_answers_inline_with_a_merged_pdf(cloud: Any, postcard: 
     reader = PdfReader(io.BytesIO(fetch(wait_for(merged, timeout=120, interval=0.5, what="the merged PDF"))))
     # Succeeded items in input order; the failed one is listed in the manifest, not in the PDF.
     assert [page.extract_text().count(f"Recipient {30 + n}") for n, page in enumerate(reader.pages)] == [1, 1, 1]
+
+
+def test_at_scale_2_the_photo_keeps_its_clip_circle(cloud: Any, postcard: str, photo: str) -> None:
+    status, body, _ = api(cloud, "POST", "/api/generate", {"template_id": postcard, "custom_data": row(40, photo),
+                                                           "scale": 2})
+    assert status == 200, body
+    image = Image.open(io.BytesIO(fetch(body["url"]))).convert("RGB")
+    assert image.size == (1800, 1200)
+    cx, cy = (PHOTO_BOX[0] + 130) * 2, (PHOTO_BOX[1] + 130) * 2
+    # The photo is prepared at 2x (520 px) and drawn at half scale: its clip circle must not shrink with it.
+    for x, y in ((cx, cy), (cx + 220, cy), (cx, cy - 220)):
+        r, _, b = image.getpixel((x, y))
+        assert b > 150 and r < 80, (x, y, r, b)
+    r, _, b = image.getpixel((PHOTO_BOX[0] * 2 + 16, PHOTO_BOX[1] * 2 + 16))
+    assert r > 200 and b > 180, (r, b)

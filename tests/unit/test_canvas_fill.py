@@ -95,6 +95,10 @@ def test_an_image_mapping_covers_its_box_at_output_pixels() -> None:
     with Image.open(io.BytesIO(decode_data_url(photo["src"]))) as img:
         assert img.size == (520, 520)
     assert [i.index for i in filled.images] == [5]
+    # The photo's circular clip path stays the designed circle on the canvas.
+    clip = photo["clipPath"]
+    assert clip["radius"] == 130 and clip["scaleX"] * photo["scaleX"] == pytest.approx(1)
+    assert clip["scaleY"] * photo["scaleY"] == pytest.approx(1) and (clip["left"], clip["top"]) == (0, 0)
 
 
 def test_a_qr_mapping_becomes_a_crisp_image_that_decodes() -> None:

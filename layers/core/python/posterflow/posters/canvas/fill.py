@@ -121,9 +121,18 @@ def _image_object(obj: dict[str, Any], src: str, natural: tuple[int, int], *, sm
     """An image object drawn exactly over ``obj``'s box: its natural size, scaled to the box."""
     box_w, box_h = _box(obj)
     out: dict[str, Any] = {k: copy.deepcopy(obj[k]) for k in _GEOMETRY if k in obj}
-    out.update(type=_image_type(obj), width=natural[0], height=natural[1],
-               scaleX=box_w / natural[0], scaleY=box_h / natural[1], src=src, crossOrigin=None,
-               cropX=0, cropY=0, filters=[], imageSmoothing=smoothing, strokeWidth=0, stroke=None)
+    scale_x, scale_y = box_w / natural[0], box_h / natural[1]
+    out.update(type=_image_type(obj), width=natural[0], height=natural[1], scaleX=scale_x, scaleY=scale_y,
+               src=src, crossOrigin=None, cropX=0, cropY=0, filters=[], imageSmoothing=smoothing, strokeWidth=0,
+               stroke=None)
+    clip = out.get("clipPath")
+    if isinstance(clip, dict) and not clip.get("absolutePositioned") and scale_x > 0 and scale_y > 0:
+        # A clip path lives in the object's own units, which change with its scale: keep it where
+        # it was on the canvas (a photo clipped to a circle stays that circle).
+        fx = abs(_number(obj, "scaleX", 1)) / scale_x
+        fy = abs(_number(obj, "scaleY", 1)) / scale_y
+        clip.update(left=_number(clip, "left", 0) * fx, top=_number(clip, "top", 0) * fy,
+                    scaleX=_number(clip, "scaleX", 1) * fx, scaleY=_number(clip, "scaleY", 1) * fy)
     if "version" in obj:
         out["version"] = obj["version"]
     return out
