@@ -12,9 +12,11 @@ data, no network and no S3:
   ``width``, ``height``, ``scaleX``/``scaleY``, ``angle``, ``originX``/``originY``) whose ``src``
   is a ``data:image/svg+xml;base64,…`` URL of a crisp QR code (quiet zone included) — the
   renderer must not smooth it (``imageSmoothing: false`` is set on the object);
-- every ``image`` mapping's object keeps its box and has ``src`` set to a ``data:`` URL of the
-  resolved source bytes; it covers the box (``meetOrSlice: "slice"`` semantics: scale to cover,
-  crop the overflow, centred) — :attr:`ImageFit.cover`;
+- every ``image`` mapping's object is an image over the same box: ``src`` is a ``data:`` URL of the
+  source already cropped to the box's proportions (centred) at the output's pixels, ``width`` and
+  ``height`` are those pixels and ``scaleX``/``scaleY`` bring them to the box (its ``clipPath``
+  rescaled to stay where it was); so covering it (:attr:`ImageFit.cover`: scale to cover, crop
+  the overflow, centred) changes nothing;
 - any other ``src`` in the template (an image designed into it) is a ``data:`` URL already
   (validation refuses other URLs at upload).
 
