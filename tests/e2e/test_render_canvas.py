@@ -295,3 +295,15 @@ def test_html_templates_never_get_the_engine_files(engine: RenderEngine) -> None
     result = engine.render(RenderRequest(html=html, size=resolve_size(width=200, height=100), timeout_s=10))
     assert result.blocked_urls
     assert all(b.startswith(INTERNAL_ORIGIN) and "not an engine file" in b for b in result.blocked_urls)
+
+
+@pytest.mark.parametrize(("size", "points"), [("postcard-6x4", (432, 288)), ("a4-landscape", (842, 595))])
+def test_print_presets_are_exact_paper_for_html_templates_too(
+    engine: RenderEngine, size: str, points: tuple[float, float]
+) -> None:
+    html = f"<html><body style='margin:0'><p>{RECIPIENT}</p></body></html>"
+    result = engine.render(RenderRequest(html=html, format="pdf", size=resolve_size(size), timeout_s=10))
+    reader = PdfReader(io.BytesIO(result.data))
+    box = reader.pages[0].mediabox
+    assert (float(box.width), float(box.height)) == pytest.approx(points, abs=0.2)
+    assert len(reader.pages) == 1 and RECIPIENT in reader.pages[0].extract_text()
