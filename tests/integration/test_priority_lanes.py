@@ -17,6 +17,7 @@ import pytest
 
 from posterflow import aws, jobs
 from posterflow_local.faults import FaultConfig
+from tests import photos
 from tests.events import load_event
 from tests.integration.helpers import api, upload_card_template, wait_for
 
@@ -118,6 +119,24 @@ def test_priority_is_stored_shown_and_routes_the_work_to_its_lane(cloud: Any, te
         final(made[path][0])
     # 1 + 1 + 2 renders and 1 crop went through the urgent lanes (the bulk job is priority 9).
     assert received_since(cloud, ("render_urgent", "crop_urgent"), urgent_before, 5) == 5
+
+
+def test_upload_zip_priority_runs_its_crops_in_the_urgent_lane(cloud: Any) -> None:
+    """Seed 004's ``-F priority=2`` (a form field, text): the job is urgent and its
+    photo is cropped through the urgent crop queue."""
+    drained(cloud, "crop_urgent")
+    before = received(cloud, "crop_urgent")
+    archive = photos.zip_of([("team/astronaut.jpg", photos.jpeg(photos.astronaut()))])
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"priority\"\r\n\r\n2\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"photos.zip\"\r\n"
+            "Content-Type: application/zip\r\n\r\n").encode() + archive + f"\r\n--{boundary}--\r\n".encode()
+    status, made, _ = api(cloud, "POST", "/api/batch/upload-zip", raw=body,
+                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 202, made
+    job = final(made["job_id"])
+    assert (job.priority, job.kind, job.succeeded) == (2, "crop", 1)
+    assert received_since(cloud, ("crop_urgent",), before, 1) == 1
 
 
 def test_s3_drop_metadata_priority(cloud: Any, template_id: str) -> None:
