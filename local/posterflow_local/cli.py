@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -117,7 +118,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     from posterflow_local.cloud import CloudOptions, LocalCloud
 
     with LocalCloud(CloudOptions(host=args.host, aws_port=0, api_port=0, ws_port=0, out_dir=args.out,
-                                 event_sources=False)) as cloud:
+                                 event_sources=False)) as cloud, contextlib.redirect_stdout(sys.stderr):
+        # The function's own output (Powertools log and EMF metric lines) goes to stderr, as
+        # `sam local invoke` prints logs: stdout carries only the answer.
         result = cloud.runtime.invoke(name, event)
     if result.failed:
         print(json.dumps(result.error_payload(), indent=2), file=sys.stderr)

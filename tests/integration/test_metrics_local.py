@@ -88,3 +88,20 @@ def test_tracing_is_off_on_the_local_cloud(cloud: Any) -> None:
     for name in names:
         assert cloud.runtime.get(name).environment.get("POWERTOOLS_TRACE_DISABLED") == "true", name
     assert observability.tracer.disabled
+
+
+def test_invoke_prints_the_answer_on_stdout_and_the_emf_line_on_stderr() -> None:
+    """``posterflow invoke`` is ``sam local invoke``: the function's output (its EMF lines) on
+    stderr, only the answer on stdout."""
+    import subprocess
+    import sys
+
+    from tests.events import EVENTS_DIR
+
+    event = str(EVENTS_DIR / "api" / "health.json")
+    proc = subprocess.run([sys.executable, "-m", "posterflow_local.cli", "invoke", "api", event],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["statusCode"] == 200
+    emf = [d for d in emf_documents(proc.stderr) if d.get("service") == r.stack_spec().function("api").name]
+    assert [d[Metric.COLD_STARTS.value] for d in emf] == [[1.0]]
