@@ -170,6 +170,8 @@ def test_pdf_is_the_postcard_paper_with_vector_text(engine: RenderEngine) -> Non
     # The wrapped lines come out as separate lines of text.
     text = " ".join(reader.pages[0].extract_text().split())
     assert RECIPIENT in text and "1234 Long Avenue Name" in text
+    # The image is in the print too (waited for before printing), at its own pixels.
+    assert [image.image.size for image in reader.pages[0].images if image.image] == [(40, 40)]
 
 
 @pytest.mark.parametrize(("size", "points"), [("postcard-9x6", (648, 432)), ("a4-landscape", (842, 595)),
