@@ -18,7 +18,7 @@ from posterflow.posters.canvas.spec import CanvasOutput, CanvasResult, FilledCan
 from posterflow.render.canvas import CanvasRenderer
 from posterflow.render.engine import INTERNAL_ORIGIN, RenderEngine, RenderRequest
 from posterflow.render.errors import CanvasSourceRefused, RenderTimeout, UnknownObjectType
-from posterflow.render.sizes import resolve_size
+from posterflow.render.sizes import UnsupportedSize, resolve_size
 from tests.e2e.conftest import RED_PNG, Servers
 
 pytestmark = pytest.mark.browser
@@ -309,3 +309,10 @@ def test_print_presets_are_exact_paper_for_html_templates_too(
     box = reader.pages[0].mediabox
     assert (float(box.width), float(box.height)) == pytest.approx(points, abs=0.2)
     assert len(reader.pages) == 1 and RECIPIENT in reader.pages[0].extract_text()
+
+
+def test_a_raster_over_the_pixel_limit_fails_alone(engine: RenderEngine) -> None:
+    huge = FilledCanvas(canvas_json=_fabric5(), width=5000, height=5000, output=CanvasOutput(scale=4))
+    results = CanvasRenderer(engine).render_canvases([huge, _canvas(_fabric5())])
+    assert isinstance(results[0], UnsupportedSize) and results[0].code == "unsupported_output"
+    assert isinstance(results[1], CanvasResult)

@@ -39,6 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from posterflow.errors import PosterflowError
 from posterflow.posters.canvas.errors import TextOverflow
 from posterflow.posters.canvas.spec import CanvasResult, FilledCanvas
 from posterflow.render.engine import (
@@ -297,7 +298,8 @@ class CanvasRenderer:
         self.timeout_s = timeout_s
 
     def render_canvas(self, canvas: FilledCanvas, *, request_id: str | None = None) -> CanvasResult:
-        """One canvas; raises :class:`TextOverflow` or a :class:`RenderError`."""
+        """One canvas; raises :class:`TextOverflow`, a :class:`RenderError` or
+        :class:`~posterflow.render.sizes.UnsupportedSize` (a raster over the pixel limit)."""
         return self.engine.call(
             render_canvas_async(self.engine.async_engine, canvas, timeout_s=self.timeout_s, request_id=request_id)
         )
@@ -313,7 +315,7 @@ class CanvasRenderer:
             started = time.perf_counter()
             try:
                 return await render_canvas_async(engine, canvas, timeout_s=self.timeout_s, request_id=str(i))
-            except (RenderError, TextOverflow) as exc:
+            except PosterflowError as exc:  # TextOverflow, a RenderError, a size over the limits
                 return exc
             except Exception as exc:  # one bad canvas must never take the batch down
                 elapsed_ms = (time.perf_counter() - started) * 1000
