@@ -125,16 +125,22 @@ def _prepare_canvas(spec: PosterSpec, tv: template_store.TemplateVersion, tenant
     return _Prepared(template=tv, canvas=filled)
 
 
-def prepare(spec: PosterSpec, tenant: str,
-            templates: dict[tuple[str, str], template_store.TemplateVersion] | None = None) -> _Prepared:
-    """Resolve and fill the tenant's template; raises PosterError for anything wrong with the
-    input. ``templates`` caches resolutions across the items of one batch (they share one)."""
+def _resolve(spec: PosterSpec, tenant: str,
+             templates: dict[tuple[str, str], template_store.TemplateVersion] | None) -> template_store.TemplateVersion:
     try:
         cache = templates if templates is not None else {}
         tv = cache.get((tenant, spec.template_id)) or template_store.get(spec.template_id, tenant=tenant)
         cache[(tenant, spec.template_id)] = tv
     except (template_store.InvalidTemplateId, template_store.TemplateNotFound) as exc:
         raise PosterError(exc.reason, exc.message) from None
+    return tv
+
+
+def prepare(spec: PosterSpec, tenant: str,
+            templates: dict[tuple[str, str], template_store.TemplateVersion] | None = None) -> _Prepared:
+    """Resolve and fill the tenant's template; raises PosterError for anything wrong with the
+    input. ``templates`` caches resolutions across the items of one batch (they share one)."""
+    tv = _resolve(spec, tenant, templates)
     if tv.kind == "canvas":
         return _prepare_canvas(spec, tv, tenant)
     try:
@@ -205,11 +211,30 @@ def render_posters(work: list[PosterWork]) -> list[PosterOutput | PosterError]:
     results: list[PosterOutput | PosterError | None] = [None] * len(work)
     prepared: dict[int, _Prepared] = {}
     templates: dict[tuple[str, str], template_store.TemplateVersion] = {}
+    to_fill: list[tuple[int, template_store.TemplateVersion]] = []
     for i, one in enumerate(work):
         try:
-            prepared[i] = prepare(one.spec, one.tenant, templates)
+            tv = _resolve(one.spec, one.tenant, templates)
+            if tv.kind == "canvas":
+                to_fill.append((i, tv))
+            else:
+                prepared[i] = prepare(one.spec, one.tenant, templates)
         except PosterError as exc:
             results[i] = exc
+    if to_fill:
+        # A canvas item reads its image sources while it is filled: the batch's reads overlap.
+        def fill_one(i: int, tv: template_store.TemplateVersion) -> _Prepared | PosterError:
+            try:
+                return _prepare_canvas(work[i].spec, tv, work[i].tenant)
+            except PosterError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=min(8, len(to_fill))) as pool:
+            for (i, _), made in zip(to_fill, pool.map(lambda args: fill_one(*args), to_fill), strict=True):
+                if isinstance(made, PosterError):
+                    results[i] = made
+                else:
+                    prepared[i] = made
     html = [i for i, p in prepared.items() if p.request is not None]
     canvases = [i for i, p in prepared.items() if p.canvas is not None]
     rendered: list[tuple[int, render_engine.RenderResult | canvas_spec.CanvasResult | Exception]] = []
