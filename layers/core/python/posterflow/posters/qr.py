@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import base64
 from functools import lru_cache
-
-import segno
+from typing import Any
 
 from posterflow.posters.canvas.errors import QrTooLong
 
@@ -22,6 +21,18 @@ QUIET_ZONE = 4
 """Modules of light margin on every side (ISO/IEC 18004's minimum for QR codes)."""
 MAX_QR_BYTES = 2331
 """The most a QR code (version 40, level M, byte mode) holds; longer values fail before encoding."""
+
+
+def _make(value: str) -> Any:
+    # Imported on first use: the API function imports the template helpers at cold start but
+    # seldom draws a code (segno's import is ~45 ms).
+    import segno
+
+    try:
+        return segno.make(value, error=ERROR_CORRECTION, boost_error=False, micro=False)
+    except (segno.DataOverflowError, ValueError) as exc:
+        raise QrTooLong(f"value cannot be encoded as a QR code: {exc}",
+                        details={"bytes": len(value.encode("utf-8"))}) from None
 
 
 def _check(value: str) -> bytes:
@@ -37,11 +48,7 @@ def qr_svg(value: str, width: int | None = None, height: int | None = None) -> s
     """The QR code of ``value`` as an SVG document; ``width``/``height`` (CSS pixels) set its
     intrinsic size (the module grid when unset). Raises :class:`QrTooLong`."""
     _check(value)
-    try:
-        code = segno.make(value, error=ERROR_CORRECTION, boost_error=False, micro=False)
-    except (segno.DataOverflowError, ValueError) as exc:
-        raise QrTooLong(f"value cannot be encoded as a QR code: {exc}",
-                        details={"bytes": len(value.encode("utf-8"))}) from None
+    code = _make(value)
     size = code.symbol_size(border=QUIET_ZONE)[0]
     runs: list[str] = []
     for y, row in enumerate(code.matrix_iter(border=QUIET_ZONE)):
@@ -70,5 +77,4 @@ def qr_data_url(value: str, width: int | None = None, height: int | None = None)
 def modules(value: str) -> int:
     """Modules per side of ``value``'s code, quiet zone included (for checking a box is big enough)."""
     _check(value)
-    return int(segno.make(value, error=ERROR_CORRECTION, boost_error=False, micro=False).symbol_size(
-        border=QUIET_ZONE)[0])
+    return int(_make(value).symbol_size(border=QUIET_ZONE)[0])
