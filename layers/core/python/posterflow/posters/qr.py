@@ -73,8 +73,3 @@ def qr_data_url(value: str, width: int | None = None, height: int | None = None)
     svg = qr_svg(value, width, height)
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("ascii")).decode("ascii")
 
-
-def modules(value: str) -> int:
-    """Modules per side of ``value``'s code, quiet zone included (for checking a box is big enough)."""
-    _check(value)
-    return int(_make(value).symbol_size(border=QUIET_ZONE)[0])
