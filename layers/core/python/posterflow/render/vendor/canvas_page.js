@@ -198,6 +198,7 @@
       scaleX: Number(o && o.scaleX) || 1, scaleY: Number(o && o.scaleY) || 1,
     }));
     document.body.className = args.mode === "svg" ? "print" : "";
+    document.getElementById("print").replaceChildren();
     const c = newCanvas(args.width, args.height);
     try {
       await c.loadFromJSON(json);
