@@ -77,7 +77,11 @@ class Monitoring(Construct):
                 for p in queues]),
             cw.GraphWidget(title="DLQ depth", width=12, left=[
                 p.dlq.metric_approximate_number_of_messages_visible(period=PERIOD, label=p.spec.dlq_name)
-                for p in queues]),
+                for p in queues], right=[
+                # The DLQ consumer empties the queues quickly: what it failed shows here.
+                cw.Metric(namespace=prefix, metric_name=Metric.ITEMS_DEAD_LETTERED.value, statistic="Sum",
+                          dimensions_map={SERVICE_DIMENSION: r.stack_spec(prefix).function("dlq").name},
+                          period=PERIOD, label="items dead-lettered")]),
         )
         self.dashboard.add_widgets(
             cw.GraphWidget(title="Invocations", width=8, left=[

@@ -68,6 +68,7 @@ def test_dashboard_graphs_every_application_metric(synth: Synth) -> None:
         (SPEC.prefix, Metric.QUEUE_TO_DONE_MS.value, crop), (SPEC.prefix, Metric.CROP_MS.value, crop),
         (SPEC.prefix, Metric.FACES_FOUND.value, crop), (SPEC.prefix, Metric.CROPS_SUCCEEDED.value, crop),
         (SPEC.prefix, Metric.CROPS_FAILED.value, crop),
+        (SPEC.prefix, Metric.ITEMS_DEAD_LETTERED.value, SPEC.function("dlq").name),
         *((SPEC.prefix, Metric.COLD_STARTS.value, fn.name) for fn in SPEC.functions),
     }
     assert expected <= graphed, expected - graphed

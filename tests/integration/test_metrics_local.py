@@ -105,3 +105,24 @@ def test_invoke_prints_the_answer_on_stdout_and_the_emf_line_on_stderr() -> None
     assert json.loads(proc.stdout)["statusCode"] == 200
     emf = [d for d in emf_documents(proc.stderr) if d.get("service") == r.stack_spec().function("api").name]
     assert [d[Metric.COLD_STARTS.value] for d in emf] == [[1.0]]
+
+
+def test_the_dlq_function_counts_the_items_it_dead_letters(cloud: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from posterflow import jobs
+    from tests.events import load_event
+
+    job = jobs.create_job("poster", total=1)
+    jobs.put_items(job.job_id, [jobs.NewItem(item_id=0, input={"name": "Ada"})])
+    event = load_event("dlq/render-dlq-unknown-job")
+    event["Records"][0]["body"] = json.dumps({"job_id": job.job_id, "item_id": 0, "spec": {"template_id": "x"}})
+    capsys.readouterr()
+    result = cloud.runtime.invoke(r.stack_spec().function("dlq").name, event)
+    assert not result.failed and result.payload == {"batchItemFailures": []}, result.error_payload()
+    assert jobs.get_job(job.job_id).failed == 1
+    dlq = r.stack_spec().function("dlq").name
+    docs = [d for d in emf_documents(capsys.readouterr().out) if d.get("service") == dlq]
+    assert sum(v for d in docs for v in d.get(Metric.ITEMS_DEAD_LETTERED.value, [])) == 1
+    # The same message again (a redelivery) counts nothing: the item is already failed.
+    cloud.runtime.invoke(dlq, event)
+    again = [d for d in emf_documents(capsys.readouterr().out) if d.get("service") == dlq]
+    assert sum(v for d in again for v in d.get(Metric.ITEMS_DEAD_LETTERED.value, [])) == 0

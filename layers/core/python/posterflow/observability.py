@@ -80,6 +80,8 @@ class Metric(StrEnum):
     QUEUE_TO_DONE_MS = "QueueToDoneLatency"
     """Milliseconds from an item's message being sent (its SQS ``SentTimestamp``) to its outcome
     being recorded (render, crop; redeliveries included)."""
+    ITEMS_DEAD_LETTERED = "ItemsDeadLettered"
+    """Items failed by the DLQ consumer after every delivery failed (dlq)."""
     COLD_STARTS = "ColdStarts"
     """First invocation of an instance (every function)."""
 
@@ -93,6 +95,7 @@ UNITS: dict[Metric, MetricUnit] = {
     Metric.CROP_MS: MetricUnit.Milliseconds,
     Metric.FACES_FOUND: MetricUnit.Count,
     Metric.QUEUE_TO_DONE_MS: MetricUnit.Milliseconds,
+    Metric.ITEMS_DEAD_LETTERED: MetricUnit.Count,
     Metric.COLD_STARTS: MetricUnit.Count,
 }
 

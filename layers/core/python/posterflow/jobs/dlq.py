@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from posterflow import jobs
+from posterflow import jobs, observability
 from posterflow.errors import Reason
 from posterflow.jobs import sqs_batch
 
@@ -55,6 +55,7 @@ def record_dead_letter(record: SQSRecord) -> None:
     try:
         outcome = jobs.finish_item(job_id, item_id, status="failed", error=reason, error_code=Reason.RETRIES_EXHAUSTED)
         if outcome.counted:
+            observability.add(observability.Metric.ITEMS_DEAD_LETTERED, 1)
             jobs.add_log(job_id, "ERROR", f"item {item_id} failed: {reason}",
                          {"source": "dlq", "items": [{"item_id": item_id, "error_code": Reason.RETRIES_EXHAUSTED.code,
                                                       "error": reason}]})
