@@ -17,7 +17,7 @@ from posterflow.posters.canvas.errors import TextOverflow
 from posterflow.posters.canvas.spec import CanvasOutput, CanvasResult, FilledCanvas, FitRule, ImageFit
 from posterflow.render.canvas import CanvasRenderer
 from posterflow.render.engine import INTERNAL_ORIGIN, RenderEngine, RenderRequest
-from posterflow.render.errors import CanvasSourceRefused, RenderTimeout, UnknownObjectType
+from posterflow.render.errors import CanvasLoadFailed, CanvasSourceRefused, RenderTimeout, UnknownObjectType
 from posterflow.render.sizes import UnsupportedSize, resolve_size
 from tests.e2e.conftest import RED_PNG, Servers
 
@@ -316,3 +316,12 @@ def test_a_raster_over_the_pixel_limit_fails_alone(engine: RenderEngine) -> None
     results = CanvasRenderer(engine).render_canvases([huge, _canvas(_fabric5())])
     assert isinstance(results[0], UnsupportedSize) and results[0].code == "unsupported_output"
     assert isinstance(results[1], CanvasResult)
+
+
+def test_a_canvas_fabric_cannot_load_fails_with_fabrics_message(engine: RenderEngine) -> None:
+    data = _fabric5()
+    data["objects"][2]["src"] = "data:image/png;base64," + base64.b64encode(b"not a png" * 100).decode()
+    [result] = CanvasRenderer(engine).render_canvases([_canvas(data)])
+    assert isinstance(result, CanvasLoadFailed)
+    assert result.code == "canvas_load_failed" and "Error loading" in str(result)
+    assert len(str(result)) < 400  # the data: URL Fabric quotes is cut
