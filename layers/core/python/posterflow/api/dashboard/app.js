@@ -93,6 +93,7 @@ function applyState(frame, {force = false} = {}) {
   if (!force && isOlder(next, current)) return;
   view.state = {...current, ...Object.fromEntries(Object.entries(next).filter(([, v]) => v !== undefined))};
   if (frame.archive_url) view.state.archive_url = frame.archive_url;
+  if (frame.merged_pdf_url) view.state.merged_pdf_url = frame.merged_pdf_url;  // merge_pdf jobs, one part
   if (frame.error !== undefined) view.state.error = frame.error;
   render();
 }
@@ -128,6 +129,9 @@ function render() {
     download.classList.add("disabled");
     download.setAttribute("aria-disabled", "true");
   }
+  const merged = $("job-merged");
+  merged.hidden = !s.merged_pdf_url;
+  if (s.merged_pdf_url) merged.href = s.merged_pdf_url;
   $("job-cancel").disabled = !ACTIVE.has(s.status);
   $("job-retry").disabled = !(FINAL.has(s.status) && s.status !== "cancelled" && s.failed > 0);
   const error = $("job-error");
