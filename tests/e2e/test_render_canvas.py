@@ -269,6 +269,7 @@ def test_template_content_never_runs_as_script(engine: RenderEngine, servers: Se
     data["objects"][1].update(text=RECIPIENT + "\n" + "\n".join(payloads), fontSize=6)
     # Keys that would replace the object's methods stay data (the object still draws).
     data["objects"][0].update({"render": f"new Image().src='{beacon}-4.png'", "toSVG": "x", "__proto__": {"a": 1}})
+    data.update({"renderAll": "x", "toSVG": "x", "constructor": "x"})
     big = copy.deepcopy(data)
     for canvas in (_canvas(data), FilledCanvas(canvas_json=big, width=W, height=H,
                                                 output=CanvasOutput(format="pdf", size="postcard-6x4"))):

@@ -190,9 +190,10 @@
     normalise(json.objects, "objects", unknown);
     for (const key of CHILDREN) if (json[key] && typeof json[key] === "object") normalise(json[key], key, unknown);
     if (unknown.length) return { error: "unknown_type", unknown };
-    // The canvas's own size is the request's, not the JSON's.
+    // The canvas's own size is the request's, not the JSON's; its methods stay Fabric's.
     delete json.width;
     delete json.height;
+    for (const key of Object.keys(json)) if (isMethod(fabric.StaticCanvas.prototype, key)) delete json[key];
     const boxes = (json.objects || []).map((o) => ({
       width: Number(o && o.width) || 0, height: Number(o && o.height) || 0,
       scaleX: Number(o && o.scaleX) || 1, scaleY: Number(o && o.scaleY) || 1,
