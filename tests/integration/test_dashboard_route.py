@@ -94,3 +94,10 @@ def test_the_api_function_answers_the_gateways_keyless_event(cloud: Any) -> None
     assert headers["content-type"].startswith("text/html")
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert "<title>posterflow dashboard</title>" in answer["body"]
+
+
+def test_the_page_is_not_part_of_the_api_schema(cloud: Any) -> None:
+    status, spec, _ = api(cloud, "GET", "/api/openapi.json")
+    assert status == 200
+    assert "/health" in spec["paths"]
+    assert not any(p.startswith(("/dashboard", "/static")) for p in spec["paths"])

@@ -91,13 +91,13 @@ def _read(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-@router.get("/dashboard", enable_validation=False)
+@router.get("/dashboard", enable_validation=False, include_in_schema=False)  # a page, not API
 def dashboard() -> Response[str]:
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=_read(PAGE),
                     headers={**security_headers(), "Cache-Control": "no-cache"})
 
 
-@router.get("/static/<name>", enable_validation=False)
+@router.get("/static/<name>", enable_validation=False, include_in_schema=False)
 def asset(name: str) -> Response[str]:
     match = ASSET_NAME.match(name)
     if match is None:
