@@ -210,3 +210,28 @@ def test_at_most_twenty_sections(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_metric_has_a_unit() -> None:
     assert set(observability.UNITS) == set(Metric)
+
+
+# ---- every Lambda handler is wrapped ------------------------------------------------------------
+
+def test_every_handler_is_traced_and_flushes_its_metrics() -> None:
+    """Each spec function whose handler is a Python Lambda handler wraps it in the Tracer and its
+    instance's metrics (a response-streaming function is an HTTP server behind Lambda Web
+    Adapter: no Lambda handler to wrap; its function still traces, see tests/infra)."""
+    import ast
+
+    from posterflow import resources as r
+
+    checked = []
+    for fn in r.stack_spec().functions:
+        if getattr(fn, "invoke_mode", "buffered") == "response_stream":
+            continue
+        module_file, attribute = fn.handler.rsplit(".", 1)
+        tree = ast.parse((fn.directory / f"{module_file}.py").read_text())
+        (handler,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == attribute]
+        decorators = [ast.unparse(d) for d in handler.decorator_list]
+        assert any(d.startswith("tracer.capture_lambda_handler") for d in decorators), (fn.key, decorators)
+        assert "metrics.log_metrics" in decorators, (fn.key, decorators)
+        assert any(d.startswith("logger.inject_lambda_context") for d in decorators), (fn.key, decorators)
+        checked.append(fn.key)
+    assert {"api", "render", "crop", "splitter", "progress", "finalize", "dlq"} <= set(checked)
