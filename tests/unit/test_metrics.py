@@ -235,3 +235,14 @@ def test_every_handler_is_traced_and_flushes_its_metrics() -> None:
         assert any(d.startswith("logger.inject_lambda_context") for d in decorators), (fn.key, decorators)
         checked.append(fn.key)
     assert {"api", "render", "crop", "splitter", "progress", "finalize", "dlq"} <= set(checked)
+
+
+@pytest.mark.parametrize("metric", list(Metric), ids=lambda m: m.value)
+def test_each_metric_reaches_the_flushed_emf_line_with_its_unit(metric: Metric, metrics: observability.FunctionMetrics,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with metrics.active():
+        observability.add(metric, 7)
+    (doc,) = flushed(metrics, capsys)
+    assert doc[metric.value] == [7.0]
+    (definition,) = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    assert definition == {"Name": metric.value, "Unit": observability.UNITS[metric].value}
