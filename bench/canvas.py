@@ -12,9 +12,12 @@ export, text as vector). With ``--merged-pages N`` (default 500; 0 skips it) the
 ``bench/merged_pdf.py``'s ``measure(N)`` (one merged PDF of N postcards, as finalize writes
 it) are included under ``merged_pdf``.
 
+``*_png_ms_sequential``: the median milliseconds of one poster rendered alone (``--sequential``
+of each kind, one at a time), what a poster costs without parallel pages competing for the cores.
+
 Prints one JSON object per phase and round; the last line is the summary.
 
-    .venv/bin/python bench/canvas.py [--count 60] [--rounds 3] [--pages 4] [--merged-pages 500]
+    .venv/bin/python bench/canvas.py [--count 60] [--rounds 3] [--pages 4] [--sequential 20] [--merged-pages 500]
 """
 
 from __future__ import annotations
@@ -121,6 +124,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=60, help="posters per phase and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pages", type=int, default=4, help="pages rendering in parallel")
+    parser.add_argument("--sequential", type=int, default=20, help="posters of each kind rendered one at a time")
     parser.add_argument("--merged-pages", type=int, default=500, help="bench/merged_pdf.py's measure(N); 0 skips")
     args = parser.parse_args()
 
@@ -145,6 +149,18 @@ def main() -> None:
                 rates[phase].append(round(rate, 1))
                 sizes[phase] = round(kb, 1)
                 print(json.dumps({"phase": phase, "round": round_no, "per_s": round(rate, 1), "mean_kb": sizes[phase]}))
+        # One at a time (no parallel pages competing for the cores): milliseconds per poster.
+        for kind in ("html", "canvas"):
+            times = []
+            for i in range(args.sequential):
+                started = time.perf_counter()
+                if kind == "html":
+                    engine.render(_html(1, "png", photo)[0])
+                else:
+                    renderer.render_canvas(_canvases(1, template, png)[0], request_id=str(i))
+                times.append((time.perf_counter() - started) * 1000)
+            if times:
+                summary[f"{kind}_png_ms_sequential"] = round(statistics.median(times), 1)
         summary["engine"] = {"launches": engine.stats.launches, "renders": engine.stats.renders}
     for phase, values in rates.items():
         summary[f"{phase}_per_s"] = max(values)
