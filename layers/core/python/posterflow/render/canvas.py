@@ -158,6 +158,7 @@ async def _prepare(slot: Slot) -> None:
     page = slot.page
     if slot.prepared and page.url == PAGE_URL:
         return
+    page_files()  # a bundle that is not the pinned one fails here, not as a page that never loads
     await page.goto(PAGE_URL, wait_until="load")
     version = await page.evaluate(_READY_JS)
     if version != FABRIC_VERSION:
