@@ -22,6 +22,12 @@ Why it is shaped like this (figures from bench/render.py, in the README's Benchm
   ``assets/`` URLs are never forwarded (a forwarded request would carry whatever the page set,
   e.g. an S3 copy); the engine reads the object with its own S3 client from the render's
   ``asset_prefix`` (the tenant's assets) and answers the page itself.
+- Engine pages: a slot's key has a kind. ``html`` slots hold templates' documents; another kind
+  (``canvas``, :mod:`posterflow.render.canvas`) holds a page of the engine's own, answered with
+  its scripts from :data:`INTERNAL_ORIGIN` by the router (to slots of that kind only), with
+  JavaScript on for those scripts alone. Every other request of such a page goes through the
+  same router and policy. :meth:`AsyncRenderEngine.run_in_slot` gives any kind the pool, the
+  timeout and the crash handling.
 """
 
 from __future__ import annotations
