@@ -3,7 +3,10 @@ the entity a progress frame names."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from pypdf import PdfReader, PdfWriter
 
 from posterflow import jobs
 from posterflow.finalize import archive, merge_pdf
@@ -51,3 +54,43 @@ def test_current_entity_is_the_latest_item_to_land() -> None:
     frame = events.progress({"job_id": "j1", "processed": 2, "total": 4}, current_entity="b")
     assert frame["event"] == "progress" and frame["current_entity"] == "b"
     assert events.progress({"job_id": "j1"})["current_entity"] is None
+
+
+class _Buffer:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, chunk: bytes) -> int:
+        self.data += chunk
+        return len(chunk)
+
+    def tell(self) -> int:
+        return len(self.data)
+
+
+def _pdf(*sizes: tuple[int, int]) -> PdfReader:
+    writer = PdfWriter()
+    for width, height in sizes:
+        writer.add_blank_page(width, height)
+    out = io.BytesIO()
+    writer.write(out)
+    return PdfReader(io.BytesIO(out.getvalue()))
+
+
+def test_the_appender_writes_a_valid_pdf_with_every_page_in_order() -> None:
+    buffer = _Buffer()
+    appender = merge_pdf.PdfAppender(buffer)  # type: ignore[arg-type]
+    assert appender.append(_pdf((100, 200))) == 1
+    assert appender.append(_pdf((300, 400), (500, 600))) == 2
+    appender.close("Spring mailing")
+    data = bytes(buffer.data)
+    reader = PdfReader(io.BytesIO(data), strict=True)
+    assert [(int(p.mediabox.width), int(p.mediabox.height)) for p in reader.pages] == [(100, 200), (300, 400),
+                                                                                       (500, 600)]
+    assert reader.metadata is not None and reader.metadata.title == "Spring mailing"
+    # Every cross-reference entry points at its object.
+    lines = data[data.rindex(b"\nxref\n") + 1:].split(b"\n")
+    count = int(lines[1].split()[1])
+    for number in range(1, count):
+        offset = int(lines[2 + number][:10])
+        assert data[offset:].startswith(b"%d 0 obj" % number), number
