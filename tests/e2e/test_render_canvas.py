@@ -326,3 +326,15 @@ def test_a_canvas_fabric_cannot_load_fails_with_fabrics_message(engine: RenderEn
     assert isinstance(result, CanvasLoadFailed)
     assert result.code == "canvas_load_failed" and "Error loading" in str(result)
     assert len(str(result)) < 400  # the data: URL Fabric quotes is cut
+
+
+@pytest.mark.parametrize("kind", ["i-text", "IText", "text", "Text"])
+def test_a_single_line_text_shrinks_to_its_designed_width(engine: RenderEngine, kind: str) -> None:
+    data = _fabric5()
+    data["objects"][1] = {"type": kind, "left": 20, "top": 20, "width": 200, "height": 46, "fontSize": 40,
+                          "fontFamily": "DejaVu Sans", "fill": "#000000", "text": "Maximilian Oberhauser-Long"}
+    fitted = _image(_one(engine, _canvas(data, fit=[FitRule(index=1, min_scale=0.3)])))
+    columns = [x for x in range(W) if any(sum(fitted.getpixel((x, y))) < 200 for y in range(20, 70))]  # type: ignore[arg-type]
+    assert columns and min(columns) >= 20 and max(columns) <= 222
+    [result] = CanvasRenderer(engine).render_canvases([_canvas(data, fit=[FitRule(index=1, min_scale=0.95)])])
+    assert isinstance(result, TextOverflow) and result.details["box"] == [200, 46]
