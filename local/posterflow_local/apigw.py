@@ -24,7 +24,9 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from posterflow.api.routes_dashboard import security_headers
+from posterflow.progress import sse
 from posterflow.resources import stack_spec
+from posterflow_local.apigw_stream import proxy_stream
 from posterflow_local.lambda_runtime import InvokeResult, LambdaRuntime
 
 log = logging.getLogger("posterflow.local.apigw")
@@ -164,6 +166,8 @@ class ApiGateway:
         self.stage = stage
         self.static_dir = static_dir
         self.connections: dict[str, web.WebSocketResponse] = {}
+        # The stream function's HTTP server (LocalCloud starts it): the job stream routes go there.
+        self.stream_url: str | None = None
         self._connected_at: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -252,6 +256,9 @@ class ApiGateway:
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         body = await read_body(request)
         event = rest_event(request, body, self.stage)
+        if self.stream_url and request.method == "GET" and sse.route_job_id(request.path) is not None:
+            # Streamed routes (responseTransferMode STREAM): the stream function's own server.
+            return await proxy_stream(request, self.stream_url, event["requestContext"])
         return proxy_response(await self._invoke(self.rest_function, event))
 
     # ---- WebSocket -------------------------------------------------------------------------

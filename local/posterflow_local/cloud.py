@@ -70,6 +70,7 @@ class LocalCloud:
         self.environment: dict[str, str] = {}
         # Variables every function gets on top of the spec's (the signing secret's ARN).
         self.extra_environment: dict[str, str] = {}
+        self._stop_stream_function: Callable[[], None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -101,16 +102,29 @@ class LocalCloud:
                                   config.POWERTOOLS_TRACE_DISABLED.name: "true"}
         if o.template_javascript:
             self.extra_environment[r.ENV_TEMPLATE_JAVASCRIPT] = "allow"
+        # No API key is needed on the local cloud: key-less job streams are the default tenant's.
+        self.extra_environment[config.SSE_KEYLESS.name] = "default"
         # Every function gets the same resource variables; only the Powertools service name
         # differs, and that is applied while each handler module is imported.
         self.environment = {**r.function_environment(self.spec, self.spec.function("api"), self.refs),
                             **self.extra_environment}
         os.environ.update(self.environment)
         for fn in self.spec.functions:
+            if fn.invoke_mode == "response_stream":
+                continue  # an HTTP server, not a handler: started below, behind the gateway
             self._register_spec_function(fn)
+        self._start_stream_function()
         if o.event_sources:
             self._start_event_sources()
         return self
+
+    def _start_stream_function(self) -> None:
+        """The stream function as Lambda Web Adapter runs it: its HTTP server on a loopback port,
+        which the REST gateway proxies the job stream routes to."""
+        from posterflow.progress import sse_server
+
+        server, self._stop_stream_function = sse_server.start_in_thread(self.options.host, 0)
+        self.gateway.stream_url = f"http://{self.options.host}:{server.server_port}"
 
     def stop(self) -> None:
         self._stopping.set()
@@ -120,6 +134,10 @@ class LocalCloud:
             self.stream_poller.stop()
         for p in self.sqs_pollers:
             p.stop()
+        if self._stop_stream_function is not None:
+            # First: its open streams end, so the gateway's proxies of them finish too.
+            self._stop_stream_function()
+            self._stop_stream_function = None
         self.gateway.stop()
         self.aws.stop()
         # With nothing running any more: moto's own code again, for whatever runs next in this process.

@@ -195,6 +195,22 @@ UPLOAD_ZIP_MAX_BYTES = _register(Setting(
     "4 MiB is what fits a Lambda proxy payload once API Gateway has base64-encoded it",
     Scope.DEPLOYMENT, default=str(4 * 1024 * 1024)))
 
+# Server-Sent Events job streams (posterflow.progress.sse; the stream function).
+SSE_POLL_S = _register(Setting("POSTERFLOW_SSE_POLL_S",
+                              "seconds between a job stream's reads of the frame log (one Query each)",
+                              Scope.DEPLOYMENT, default="0.5"))
+SSE_HEARTBEAT_S = _register(Setting("POSTERFLOW_SSE_HEARTBEAT_S",
+                                   "seconds of silence after which a job stream sends a `heartbeat`",
+                                   Scope.DEPLOYMENT, default="30"))
+SSE_MAX_DURATION_S = _register(Setting(
+    "POSTERFLOW_SSE_MAX_DURATION_S",
+    "longest one job stream stays open; then a `reconnect` frame and the client resumes with "
+    "`Last-Event-ID` (below API Gateway's 15-minute stream limit and the stream function's timeout)",
+    Scope.DEPLOYMENT, default="840"))
+SSE_RETRY_MS = _register(Setting("POSTERFLOW_SSE_RETRY_MS",
+                                "the `retry:` hint: milliseconds an `EventSource` waits before reconnecting",
+                                Scope.DEPLOYMENT, default="2000"))
+
 # ---- tests and local experiments only ---------------------------------------------------------
 
 SIGNING_SECRET = _register(Setting(
@@ -207,6 +223,11 @@ PRIVATE_URL_ALLOWLIST = _register(Setting(
     "(metadata addresses stay refused)", Scope.TESTS))
 WEBHOOK_ALLOW_LOOPBACK = _register(Setting("POSTERFLOW_WEBHOOK_ALLOW_LOOPBACK", "`1` lets webhooks reach 127.0.0.1",
                                           Scope.TESTS))
+SSE_KEYLESS = _register(Setting(
+    "POSTERFLOW_SSE_KEYLESS",
+    "`default`: a job stream without token or API key acts as the `default` tenant, as every "
+    "local-cloud request does (the local cloud sets it); unset, such a stream is refused (401)",
+    Scope.TESTS))
 PROFILE_ALLOW_LOOPBACK = _register(Setting("POSTERFLOW_PROFILE_ALLOW_LOOPBACK",
                                           "`1` lets the profile source be on 127.0.0.1", Scope.TESTS))
 
@@ -219,6 +240,19 @@ AWS_DEFAULT_REGION = _register(Setting("AWS_DEFAULT_REGION", "region when `AWS_R
                                       default="us-east-1"))
 AWS_ENDPOINT_URL = _register(Setting(
     "AWS_ENDPOINT_URL", "endpoint of every boto3 client (the local cloud sets it to the embedded AWS)", Scope.AWS))
+
+# Lambda Web Adapter's own (the stack sets them on the stream function, whose HTTP server
+# listens on the adapter's port).
+LWA_PORT = _register(Setting("AWS_LWA_PORT", "port the stream function's HTTP server listens on (Lambda Web "
+                                             "Adapter forwards to it)", Scope.AWS, default="8080"))
+LWA_INVOKE_MODE = _register(Setting("AWS_LWA_INVOKE_MODE", "Lambda Web Adapter's invoke mode (`response_stream` "
+                                                           "on the stream function)", Scope.AWS))
+LWA_READINESS_CHECK_PATH = _register(Setting("AWS_LWA_READINESS_CHECK_PATH",
+                                             "path Lambda Web Adapter polls until the stream function's server "
+                                             "answers", Scope.AWS))
+LAMBDA_EXEC_WRAPPER = _register(Setting("AWS_LAMBDA_EXEC_WRAPPER", "Lambda's wrapper script (`/opt/bootstrap`, "
+                                                                   "Lambda Web Adapter's, on the stream function)",
+                                        Scope.AWS))
 
 # Names as constants, for the modules and tests that set or mention them.
 ENV_BUCKET = BUCKET.name
@@ -345,6 +379,32 @@ def merged_pdf_part_pages() -> int:
 
 def upload_zip_max_bytes() -> int:
     return int(UPLOAD_ZIP_MAX_BYTES.required())
+
+
+def sse_poll_s() -> float:
+    return max(0.05, float(SSE_POLL_S.required()))
+
+
+def sse_heartbeat_s() -> float:
+    return max(1.0, float(SSE_HEARTBEAT_S.required()))
+
+
+def sse_max_duration_s() -> float:
+    return max(1.0, float(SSE_MAX_DURATION_S.required()))
+
+
+def sse_retry_ms() -> int:
+    return max(100, int(SSE_RETRY_MS.required()))
+
+
+def sse_keyless_tenant() -> str | None:
+    """The tenant a key-less, token-less job stream acts as (``default`` on the local cloud), or
+    None: refused."""
+    return "default" if SSE_KEYLESS.flag(on="default") else None
+
+
+def lwa_port() -> int:
+    return int(LWA_PORT.required())
 
 
 def aws_region() -> str:

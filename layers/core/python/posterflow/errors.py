@@ -60,6 +60,10 @@ class Reason(StrEnum):
     MISSING_TOKEN = "missing_token"
     INVALID_TOKEN = "invalid_token"
     LINK_EXPIRED = "link_expired"
+    # Job streams (posterflow.progress.sse): no credentials at all (401), an API key that is
+    # not one of this API's (403).
+    UNAUTHENTICATED = "unauthenticated"
+    INVALID_API_KEY = "invalid_api_key"
 
     # Sizes and counts over a limit.
     ITEM_TOO_LARGE = "item_too_large"

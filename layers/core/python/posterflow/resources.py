@@ -56,6 +56,10 @@ class FunctionSpec(_Spec):
     handler: str = "handler.handler"
     memory_mb: int
     timeout_s: int
+    # ``response_stream``: an HTTP server behind Lambda Web Adapter whose answers API Gateway
+    # streams (the job streams); the local cloud's gateway runs it in-process instead of
+    # invoking a handler.
+    invoke_mode: Literal["buffered", "response_stream"] = "buffered"
     # How many instances run at once on the local cloud; in AWS, the event source's
     # maximum concurrency bounds the same thing (a function fed by lanes: the sum of its lanes').
     local_concurrency: int = 1
@@ -272,6 +276,17 @@ def stack_spec(prefix: str = PROJECT) -> StackSpec:
             local_concurrency=1,
         ),
         FunctionSpec(
+            key="stream",
+            name=name("stream"),
+            description="Server-Sent Events job streams (Lambda Web Adapter, response streaming)",
+            handler="run.sh",
+            invoke_mode="response_stream",
+            memory_mb=256,
+            # One stream lasts POSTERFLOW_SSE_MAX_DURATION_S (840 s); API Gateway ends any
+            # stream at 15 minutes.
+            timeout_s=900,
+        ),
+        FunctionSpec(
             key="finalize",
             name=name("finalize"),
             description="Finalize workflow tasks: archive, email, webhook",
@@ -377,6 +392,13 @@ ENV_RETENTION_DAYS = config.ENV_RETENTION_DAYS
 ENV_TEMPLATE_JAVASCRIPT = config.ENV_TEMPLATE_JAVASCRIPT
 
 
+# Lambda Web Adapter (the stream function): its wrapper script in the layer, the port of the
+# function's own HTTP server and the path the adapter polls until that server answers.
+LWA_WRAPPER = "/opt/bootstrap"
+LWA_PORT = 8080
+LWA_READINESS_PATH = "/healthz"
+
+
 class ResourceRefs(BaseModel):
     """Concrete (local) or token (CDK) values for the resources a function refers to."""
 
@@ -405,6 +427,13 @@ def function_environment(spec: StackSpec, fn: FunctionSpec, refs: ResourceRefs) 
         config.POWERTOOLS_METRICS_NAMESPACE.name: spec.prefix,
         config.POWERTOOLS_LOG_LEVEL.name: "INFO",
     }
+    if fn.invoke_mode == "response_stream":
+        env.update({
+            config.LAMBDA_EXEC_WRAPPER.name: LWA_WRAPPER,
+            config.LWA_INVOKE_MODE.name: "response_stream",
+            config.LWA_PORT.name: str(LWA_PORT),
+            config.LWA_READINESS_CHECK_PATH.name: LWA_READINESS_PATH,
+        })
     for key, url in refs.queue_urls.items():
         env[config.QUEUE_URL.env_name(key)] = url
     for key, arn in refs.state_machine_arns.items():

@@ -57,7 +57,9 @@ STATUS: dict[Reason, int] = {
     **dict.fromkeys((
         Reason.IDEMPOTENCY_IN_PROGRESS, Reason.ARCHIVE_NOT_READY, Reason.JOB_STATE_CONFLICT, Reason.BATCH_CONFLICT,
     ), _CONFLICT),
-    **dict.fromkeys((Reason.MISSING_TOKEN, Reason.INVALID_TOKEN, Reason.LINK_EXPIRED), _FORBIDDEN),
+    **dict.fromkeys((Reason.MISSING_TOKEN, Reason.INVALID_TOKEN, Reason.LINK_EXPIRED, Reason.INVALID_API_KEY),
+                    _FORBIDDEN),
+    Reason.UNAUTHENTICATED: 401,
     # Not the caller's fault.
     Reason.PROFILE_SOURCE_NOT_CONFIGURED: 503,
     Reason.BROWSER_CRASHED: 503,

@@ -1,5 +1,5 @@
 """The links a job-creating answer hands back: where to follow the job (status endpoint,
-WebSocket with its token) and presigned GETs of its outputs."""
+Server-Sent Events stream and WebSocket, each with its token) and presigned GETs of its outputs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ def job_links(job: jobs.Job) -> dict[str, Any]:
     ws = config.websocket_url()
     return {
         "status_endpoint": f"/api/templates/job/{job.job_id}",
+        # Server-Sent Events (posterflow.progress.sse): the token in the query, as EventSource
+        # cannot send headers; /api/batch/jobs/{id}/stream (seed 000's path) serves the same.
+        "sse_endpoint": f"/api/templates/job/{job.job_id}/stream?token={job.token}",
         "websocket_url": f"{ws}/?job_id={job.job_id}&token={job.token}" if ws else None,
         "token": job.token,
     }

@@ -18,7 +18,7 @@ from typing import Any
 
 from posterflow import aws, config, jobs
 from posterflow.jobs import _ddb as d
-from posterflow.progress import connections, events, stream
+from posterflow.progress import connections, events, sse_log, stream
 from posterflow.progress.coalesce import Gate, Order
 from posterflow.progress.posting import Poster
 
@@ -42,6 +42,7 @@ class BatchReport:
     jobs: int = 0
     frames: int = 0
     gone: list[str] = field(default_factory=list)
+    logged: int = 0  # SSE frame-log entries written
 
 
 def presign_get(key: str) -> str:
@@ -95,7 +96,13 @@ def handle_records(records: Iterable[Mapping[str, Any]], *, gate: Gate | None = 
     gate = gate or Gate()
     poster = poster or Poster()
     report = BatchReport()
-    for changes in stream.parse(records):
+    parsed = stream.parse(records)
+    # The SSE frame log first, for every job: a failure here retries the batch before any
+    # WebSocket frame went out (a retry after posting would repeat frames to clients).
+    for changes in parsed:
+        if changes.broadcasts:
+            report.logged += sse_log.append(changes)
+    for changes in parsed:
         for greeting in changes.greetings:
             poster.post(greeting.connection_id, events.connected(greeting.connection_id, greeting.snapshot),
                         connected_at=greeting.created_at)

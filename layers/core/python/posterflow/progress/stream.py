@@ -4,7 +4,8 @@ Only four kinds of records matter: the job (``JOB#<id>/META``), its items leavin
 ``pending`` (``ITEM#``), its new logs (``LOG#``) and new connections (``CONN#<id>/META``,
 whose insert is the moment to greet the client: during ``$connect`` itself nothing can be
 posted to it yet). Everything else (the jobs INDEX, templates, the gate's own records) is
-skipped, so the handler's own writes never feed back into frames.
+skipped, so the handler's own writes never feed back into frames (nor do the SSE frame log's
+``EVT#`` records, :mod:`posterflow.progress.sse_log`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from posterflow.progress.connections import CONN_PREFIX
 class StatusChange:
     previous: str | None
     job: dict[str, Any]
+    seq: str = ""
 
 
 @dataclass
@@ -38,6 +40,10 @@ class JobChanges:
     items: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
     greetings: list[Greeting] = field(default_factory=list)
+    # Stream sequence numbers of the records above (the SSE frame log keys its frames by them).
+    job_seq: str = ""
+    item_seqs: list[str] = field(default_factory=list)
+    log_seqs: list[str] = field(default_factory=list)
 
     @property
     def broadcasts(self) -> bool:
@@ -56,6 +62,10 @@ def _keys(record: Mapping[str, Any]) -> tuple[str, str] | None:
         return str(keys[t.partition_key]["S"]), str(keys[t.sort_key]["S"])
     except (KeyError, TypeError):
         return None
+
+
+def sequence_number(record: Mapping[str, Any]) -> str:
+    return str((record.get("dynamodb") or {}).get("SequenceNumber") or "")
 
 
 def parse(records: Iterable[Mapping[str, Any]]) -> list[JobChanges]:
@@ -85,13 +95,18 @@ def parse(records: Iterable[Mapping[str, Any]]) -> list[JobChanges]:
         if sk == d.META:
             changes = out.setdefault(job_id, JobChanges(job_id))
             changes.job = new
+            changes.job_seq = sequence_number(record)
             previous = old.get("status") if old else None
             if old is not None and previous != new.get("status"):
-                changes.statuses.append(StatusChange(previous, new))
+                changes.statuses.append(StatusChange(previous, new, changes.job_seq))
         elif sk.startswith(d.ITEM_PREFIX):
             was_pending = old is not None and old.get("status") == "pending"
             if was_pending and new.get("status") != "pending":
-                out.setdefault(job_id, JobChanges(job_id)).items.append(new)
+                changes = out.setdefault(job_id, JobChanges(job_id))
+                changes.items.append(new)
+                changes.item_seqs.append(sequence_number(record))
         elif sk.startswith(d.LOG_PREFIX) and name == "INSERT":
-            out.setdefault(job_id, JobChanges(job_id)).logs.append(new)
+            changes = out.setdefault(job_id, JobChanges(job_id))
+            changes.logs.append(new)
+            changes.log_seqs.append(sequence_number(record))
     return list(out.values())
