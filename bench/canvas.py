@@ -12,6 +12,9 @@ export, text as vector). With ``--merged-pages N`` (default 500; 0 skips it) the
 ``bench/merged_pdf.py``'s ``measure(N)`` (one merged PDF of N postcards, as finalize writes
 it) are included under ``merged_pdf``.
 
+``peak_rss_mb``/``peak_pss_mb``: this process and Chromium's whole process tree, sampled every
+50 ms, with both kinds of page pooled (up to ``--pages`` of each).
+
 ``*_png_ms_sequential``: the median milliseconds of one poster rendered alone (``--sequential``
 of each kind, one at a time), what a poster costs without parallel pages competing for the cores.
 
@@ -134,6 +137,8 @@ def main() -> None:
     summary: dict[str, Any] = {"count": args.count, "pages": args.pages, "rounds": args.rounds, "cpus": os.cpu_count()}
     rates: dict[str, list[float]] = {"html_png": [], "canvas_png": [], "html_pdf": [], "canvas_pdf": []}
     sizes: dict[str, float] = {}
+    sampler = render_bench.MemorySampler()
+    sampler.start()
     with RenderEngine(EngineConfig(pages=args.pages)) as engine:
         renderer = CanvasRenderer(engine)
         # Warm both kinds of page (one per slot), as a warm render function has them.
@@ -162,6 +167,11 @@ def main() -> None:
             if times:
                 summary[f"{kind}_png_ms_sequential"] = round(statistics.median(times), 1)
         summary["engine"] = {"launches": engine.stats.launches, "renders": engine.stats.renders}
+    sampler.stop()
+    # This process and the whole Chromium tree, with both kinds of page pooled (RSS counts
+    # shared pages once per process; PSS shares them out).
+    summary["peak_rss_mb"] = round(sampler.peak_rss_kb / 1024, 1)
+    summary["peak_pss_mb"] = round(sampler.peak_pss_kb / 1024, 1)
     for phase, values in rates.items():
         summary[f"{phase}_per_s"] = max(values)
         summary[f"{phase}_per_s_median"] = statistics.median(values)

@@ -13,10 +13,11 @@ import pytest
 from PIL import Image, ImageChops
 from pypdf import PdfReader
 
+from posterflow.net.policy import NetPolicy
 from posterflow.posters.canvas.errors import TextOverflow
 from posterflow.posters.canvas.spec import CanvasOutput, CanvasResult, FilledCanvas, FitRule, ImageFit
 from posterflow.render.canvas import CanvasRenderer
-from posterflow.render.engine import INTERNAL_ORIGIN, RenderEngine, RenderRequest
+from posterflow.render.engine import INTERNAL_ORIGIN, EngineConfig, RenderEngine, RenderRequest
 from posterflow.render.errors import CanvasLoadFailed, CanvasSourceRefused, RenderTimeout, UnknownObjectType
 from posterflow.render.sizes import UnsupportedSize, resolve_size
 from tests.e2e.conftest import RED_PNG, Servers
@@ -338,3 +339,19 @@ def test_a_single_line_text_shrinks_to_its_designed_width(engine: RenderEngine, 
     assert columns and min(columns) >= 20 and max(columns) <= 222
     [result] = CanvasRenderer(engine).render_canvases([_canvas(data, fit=[FitRule(index=1, min_scale=0.95)])])
     assert isinstance(result, TextOverflow) and result.details["box"] == [200, 46]
+
+
+def test_html_and_canvas_pages_are_pooled_apart() -> None:
+    """A canvas after an HTML poster does not close the HTML page (nor the reverse): each kind
+    keeps up to `pages` pages, so mixed batches do not reopen pages."""
+    html = RenderRequest(html=f"<p>{RECIPIENT}</p>", size=resolve_size(width=200, height=100))
+    with RenderEngine(EngineConfig(pages=1, policy=NetPolicy([]))) as fresh:
+        fresh.render(html)
+        [html_page] = [s.page for s in fresh.async_engine._idle]
+        renderer = CanvasRenderer(fresh)
+        renderer.render_canvas(_canvas(_fabric5()))
+        [canvas_page] = [s.page for s in fresh.async_engine._idle if s.key[3] == "canvas"]
+        fresh.render(html)
+        renderer.render_canvas(_canvas(_fabric6()))
+        idle = {s.key[3]: s.page for s in fresh.async_engine._idle}
+        assert idle == {"html": html_page, "canvas": canvas_page}

@@ -157,7 +157,8 @@ class RenderResult:
 @dataclass(frozen=True)
 class EngineConfig:
     pages: int = 4
-    """Renders in flight at once (one page each)."""
+    """Renders in flight at once (one page each), and pages kept per kind (html, canvas): a
+    batch of canvases after one of HTML posters does not close the HTML pages the next batch needs."""
     restart_after: int = 1000
     """Relaunch the browser after this many renders."""
     restart_after_timeouts: int = 3
@@ -266,6 +267,7 @@ class AsyncRenderEngine:
         self._timeouts_in_row = 0
         self._idle: list[_Slot] = []
         self._slots = 0
+        self._kind_slots: dict[str, int] = {}
         self._busy = 0
         self._lock = asyncio.Lock()
         self._idle_cond = asyncio.Condition()
@@ -324,6 +326,8 @@ class AsyncRenderEngine:
     async def _shutdown_browser(self) -> None:
         idle, self._idle = self._idle, []
         self._slots -= len(idle)
+        for slot in idle:
+            self._kind_slots[slot.key[3]] -= 1
         browser, self._browser = self._browser, None
         if browser is not None:
             try:
@@ -345,9 +349,16 @@ class AsyncRenderEngine:
                     await self._shutdown_browser()
                 browser = await self._ensure_browser()
                 slot = self._take_idle(key)
-                if slot is None:
-                    if self._slots >= self.config.pages and self._idle:
+                if slot is None and self._idle:
+                    # At most `pages` pages of a kind (the least recently used idle one of the
+                    # kind goes), and `pages` per kind in all.
+                    kind = key[3]
+                    same = [i for i, idle in enumerate(self._idle) if idle.key[3] == kind]
+                    if same and self._kind_slots.get(kind, 0) >= self.config.pages:
+                        await self._discard(self._idle.pop(same[0]))
+                    elif self._slots >= self.config.pages * (1 + len(_PAGE_KINDS)):
                         await self._discard(self._idle.pop(0))
+                if slot is None:
                     try:
                         slot = await self._new_slot(browser, key, size)
                     except PlaywrightError:
@@ -388,6 +399,7 @@ class AsyncRenderEngine:
 
     async def _discard(self, slot: _Slot) -> None:
         self._slots -= 1
+        self._kind_slots[slot.key[3]] -= 1
         try:
             await asyncio.wait_for(slot.context.close(), 5)
         except (PlaywrightError, TimeoutError):
@@ -410,6 +422,7 @@ class AsyncRenderEngine:
                 await context.close()
             raise
         self._slots += 1
+        self._kind_slots[key[3]] = self._kind_slots.get(key[3], 0) + 1
         slot = _Slot(browser=browser, key=key, context=context, page=page, cdp=cdp, viewport=(size.width, size.height))
 
         def on_crash(_: Page) -> None:
