@@ -32,7 +32,7 @@ def test_part_pages_is_the_setting_unless_that_makes_too_many_parts(monkeypatch:
     assert merge_pdf.part_pages(_job(1000)) == 10
     assert merge_pdf.part_pages(_job(10_000)) == 10_000 // merge_pdf.MAX_PARTS
     monkeypatch.delenv("POSTERFLOW_MERGED_PDF_PART_PAGES")
-    assert merge_pdf.part_pages(_job(10_000)) == 2000
+    assert merge_pdf.part_pages(_job(10_000)) == 10_000
 
 
 def test_archive_member_names() -> None:

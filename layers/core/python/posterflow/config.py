@@ -185,7 +185,7 @@ SYNC_BATCH_DEADLINE_S = _register(Setting(
 MERGED_PDF_PART_PAGES = _register(Setting(
     "POSTERFLOW_MERGED_PDF_PART_PAGES",
     "most pages in one merged PDF of a `merge_pdf` batch; a larger job gets parts (`merged_pdf_urls`)",
-    Scope.DEPLOYMENT, default="2000"))
+    Scope.DEPLOYMENT, default="10000"))
 CANVAS_MAX_BYTES = _register(Setting("POSTERFLOW_CANVAS_MAX_BYTES",
                                     "largest Fabric.js canvas template (`canvas_json`, UTF-8 bytes) an upload may carry",
                                     Scope.DEPLOYMENT, default="2097152"))

@@ -53,7 +53,7 @@ from posterflow.resources import stack_spec
 READ_AHEAD = 8
 FETCH_THREADS = 4
 # Item PDF bytes one part may hold: the size of one merged file a print shop downloads.
-PART_INPUT_BYTES_MAX = 128 * 1024 * 1024
+PART_INPUT_BYTES_MAX = 1024 * 1024 * 1024
 # One item's PDF may be at most this large (a poster is tens of kB; this is a runaway guard):
 # the read-ahead window holds up to READ_AHEAD + FETCH_THREADS of them.
 ITEM_PDF_BYTES_MAX = 32 * 1024 * 1024
