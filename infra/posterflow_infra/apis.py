@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Aws, Fn, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -32,6 +32,11 @@ STAGE_BURST_LIMIT = 200
 # posterflow/api/routes_dashboard.py).
 PUBLIC_ROUTES: tuple[tuple[str, str], ...] = (("GET", "health"), ("GET", "api/jobs/{job_id}/download"),
                                               ("GET", "dashboard"), ("GET", "static/{name}"))
+
+# Server-Sent Events job streams (seeds 000, 001), served by the stream function, streamed.
+STREAM_ROUTES: tuple[str, ...] = ("api/templates/job/{job_id}/stream", "api/batch/jobs/{job_id}/stream")
+# API Gateway's longest response stream.
+STREAM_TIMEOUT_MIN = 15
 
 
 def _url(api_id: str, stage: str, scheme: str) -> str:
@@ -92,23 +97,45 @@ class RestApi(Construct):
         # method reaches the same function, and per-method statements approach the size limit
         # of the function's resource policy.
         integration = apigw.LambdaIntegration(handler, proxy=True, scope_permission_to_method=False)
+        self._proxy_integration = integration
         root = self.api.root
         root.add_method("ANY", integration)
         root.add_proxy(default_integration=integration, any_method=True)
         for method, path in PUBLIC_ROUTES:
-            parts = path.split("/")
-            node: apigw.IResource = root
-            for i, part in enumerate(parts):
-                child = node.get_resource(part)
-                if child is None:
-                    child = node.add_resource(part)
-                    if i < len(parts) - 1:  # a parent of the public route stays on the proxy
-                        child.add_method("ANY", integration)
-                        if not parts[i + 1].startswith("{"):
-                            child.add_proxy(default_integration=integration, any_method=True)
-                node = child
-            node.add_method(method, integration, api_key_required=False)
+            self._leaf(path).add_method(method, integration, api_key_required=False)
 
+        self._usage_plan()
+
+    def _leaf(self, path: str) -> apigw.IResource:
+        """The resource of ``path``; new parents stay on the api function's proxy."""
+        parts = path.split("/")
+        node: apigw.IResource = self.api.root
+        for i, part in enumerate(parts):
+            child = node.get_resource(part)
+            if child is None:
+                child = node.add_resource(part)
+                if i < len(parts) - 1:  # a parent of the route stays on the proxy
+                    child.add_method("ANY", self._proxy_integration)
+                    if not parts[i + 1].startswith("{"):
+                        child.add_proxy(default_integration=self._proxy_integration, any_method=True)
+            node = child
+        return node
+
+    def route_streams_to(self, handler: lambda_.IFunction) -> None:
+        """The job streams (:data:`STREAM_ROUTES`) to the stream function, streamed: the
+        integration's ``responseTransferMode`` is ``STREAM`` (URI ``…/response-streaming-invocations``),
+        so API Gateway relays Lambda Web Adapter's response stream as it is written. No API key
+        at the gateway: ``EventSource`` cannot send one; the function checks the job token or the
+        key itself."""
+        integration = apigw.LambdaIntegration(
+            handler, proxy=True, scope_permission_to_method=False,
+            response_transfer_mode=apigw.ResponseTransferMode.STREAM,
+            # A stream outlives the buffered 29 s; the function ends it before 15 minutes.
+            timeout=Duration.minutes(STREAM_TIMEOUT_MIN))
+        for path in STREAM_ROUTES:
+            self._leaf(path).add_method("GET", integration, api_key_required=False)
+
+    def _usage_plan(self) -> None:
         plan = self.api.add_usage_plan(
             "DjangoPlan",
             name=f"{self.spec.prefix}-django",

@@ -1,4 +1,5 @@
-"""The seven Lambda functions: five zip functions on two layers and two container images.
+"""The eight Lambda functions: six zip functions on two layers (the stream function also on Lambda
+Web Adapter's) and two container images.
 
 Each function gets its own role (no AWS-managed policy: it may write only to its own log
 group), its own log group with a retention period, X-Ray tracing, and the environment the
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, IgnoreMode, RemovalPolicy
+from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -23,6 +24,15 @@ from posterflow_infra.bundling import LAMBDA_RUNTIME, dependencies_code
 from posterflow_infra.paths import CORE_LAYER_DIR, FUNCTIONS_DIR, REPO_ROOT
 
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+# Lambda Web Adapter's public layer (AWS publishes it in every commercial region under this
+# account; x86_64, matching the functions). Pinned: bump after reading the adapter's release notes.
+LWA_LAYER_ACCOUNT = "753240598075"
+LWA_LAYER_VERSION = 25
+
+
+def lwa_layer_arn(region: str) -> str:
+    return f"arn:aws:lambda:{region}:{LWA_LAYER_ACCOUNT}:layer:LambdaAdapterLayerX86:{LWA_LAYER_VERSION}"
 
 
 # Docker build context of the container images: the repository root (the Dockerfiles COPY the
@@ -118,6 +128,12 @@ class Functions(Construct):
             "reserved_concurrent_executions": reserved,
         }
         function: lambda_.Function
+        layers: list[lambda_.ILayerVersion] = [self.core_layer, self.dependencies_layer]
+        if fn.invoke_mode == "response_stream":
+            # Lambda Web Adapter: its /opt/bootstrap wrapper runs the handler (run.sh, the
+            # function's HTTP server) and streams the server's answers (AWS_LWA_INVOKE_MODE).
+            layers.append(lambda_.LayerVersion.from_layer_version_arn(
+                self, f"{cid}WebAdapter", lwa_layer_arn(Stack.of(self).region)))
         if fn.package == "container":
             function = lambda_.DockerImageFunction(self, cid, code=_image_code(fn), **common)
         else:
@@ -129,7 +145,7 @@ class Functions(Construct):
                     str(_source_dir(fn)),
                     exclude=["**/__pycache__", "**/*.pyc", "Dockerfile", "requirements.txt"],
                 ),
-                layers=[self.core_layer, self.dependencies_layer],
+                layers=layers,
                 **common,
             )
         return DeployedFunction(spec=fn, function=function, role=role, log_group=log_group)

@@ -82,6 +82,16 @@ def _functions(stack: PosterflowStack, _ack: _Acks) -> None:
         if access.table:
             _ack(role, f"IAM5[Resource::{table}/index/*]",
                  f"queries the table's GSI ({stack.spec.table.gsi_name}: jobs by status, connections by job)")
+        if access.bucket_read:
+            for finding in ("Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*"):
+                _ack(role, f"IAM5[{finding}]", S3_READ_PUT[finding])
+            _ack(role, f"IAM5[Resource::{bucket}/*]",
+                 "read only: presigned GETs of a job's outputs and archive (keys carry tenant and job), on "
+                 "this deployment's data bucket alone")
+        if access.table_read:
+            _ack(role, f"IAM5[Resource::{table}/index/*]",
+                 "read only (CDK's read grant covers the GSI); the stream function reads jobs and their SSE "
+                 "frame log by key and never queries the index")
         for target in access.invoke:
             _ack(role, f"IAM5[Resource::{_arn_ref(stack.functions[target])}:*]",
                  f"invokes the {target} function (any version/alias of that one function)")
@@ -125,7 +135,8 @@ def _apis(stack: PosterflowStack, _ack: _Acks) -> None:
         _ack(rest, rule,
              "server-to-server API: the Django backend authenticates with an API key bound to a throttled "
              "usage plan; the key-less routes are /health, the download link, which carries its own "
-             "HMAC signature checked by the api function, and the dashboard page with its script and style "
+             "HMAC signature checked by the api function, the two job streams (EventSource cannot send a key: the "
+             "stream function checks the job token or the caller's key itself), and the dashboard page with its script and style "
              "files (GET /dashboard, GET /static/{name}: static, no data; the page sends the user's API key on "
              "every data call); there are no end-user accounts for Cognito")
     _ack(stack.websocket.api, "APIG4",

@@ -19,6 +19,9 @@ class Access:
     send_email: bool = False
     manage_connections: bool = False  # WebSocket @connections
     signing_secret: bool = False  # reads the signing secret (signs or verifies tokens, webhooks)
+    bucket_read: bool = False  # read only (presigned GETs of outputs and archives)
+    table_read: bool = False  # read only (jobs, the SSE frame log)
+    read_api_keys: bool = False  # apigateway:GET on /apikeys and /usageplans (checks a caller's key)
     notes: str = field(default="", compare=False)
 
 
@@ -40,6 +43,10 @@ ACCESS: dict[str, Access] = {
     "progress": Access(bucket=True, table=True, manage_connections=True, signing_secret=True,
                        notes="checks the job token on $connect, presigns thumbnail and archive links in the"
                              " frames it pushes"),
+    "stream": Access(bucket_read=True, table_read=True, signing_secret=True, read_api_keys=True,
+                     notes="reads a job and its SSE frame log, checks the job token or the caller's API key (the"
+                           " stream routes are reached without API Gateway's key check: EventSource cannot send"
+                           " headers), presigns poster and archive links in the frames"),
     "finalize": Access(bucket=True, table=True, send_email=True, signing_secret=True,
                        notes="signs the emailed download links and the webhooks"),
     "dlq": Access(table=True, start_workflows=("finalize",),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -80,6 +81,7 @@ class PosterflowStack(Stack):
         }
         self._event_sources(spec, fns)
         self.rest.route_to(fns["api"])
+        self.rest.route_streams_to(fns["stream"])
         self.websocket.route_to(fns["progress"])
         self._grants(fns)
         self.monitoring = Monitoring(self, "Monitoring", prefix=spec.prefix, queues=list(self.queues.pairs.values()),
@@ -140,6 +142,16 @@ class PosterflowStack(Stack):
                 self.sender.grant(fn, "ses:SendEmail", "ses:SendRawEmail")
             if access.manage_connections:
                 self.websocket.grant_manage_connections(fn)
+            if access.bucket_read:
+                self.data.bucket.grant_read(fn)
+            if access.table_read:
+                self.jobs.table.grant_read_data(fn)
+            if access.read_api_keys:
+                # Only the key and usage-plan collections (GetApiKeys, GetUsagePlans), read-only.
+                fn.add_to_role_policy(iam.PolicyStatement(
+                    actions=["apigateway:GET"],
+                    resources=[f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/apikeys",
+                               f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/usageplans"]))
             if access.signing_secret:
                 self.signing_secret.grant_read(fn)
                 fn.add_environment(config.ENV_SIGNING_SECRET_ARN, self.signing_secret.secret_arn)

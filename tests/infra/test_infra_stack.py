@@ -120,7 +120,8 @@ def test_function_settings_tracing_and_powertools(synth: Synth, fn: r.FunctionSp
     else:
         assert props["Runtime"] == "python3.12"
         assert props["Handler"] == fn.handler
-        assert len(props["Layers"]) == 2
+        # core + dependencies; the stream function also Lambda Web Adapter's (test_infra_stream.py)
+        assert len(props["Layers"]) == (3 if fn.invoke_mode == "response_stream" else 2)
 
 
 def test_every_sqs_event_source_reports_partial_failures(synth: Synth) -> None:
@@ -136,7 +137,9 @@ def test_rest_api_needs_a_key_except_public_routes(synth: Synth) -> None:
     public = {(m["Properties"]["HttpMethod"], paths[ref_target(m["Properties"]["ResourceId"])])
               for m in methods.values() if not m["Properties"].get("ApiKeyRequired")}
     assert public == {("GET", "/health"), ("GET", "/api/jobs/{job_id}/download"),
-                      ("GET", "/dashboard"), ("GET", "/static/{name}")}  # the page: no data, its calls send a key
+                      ("GET", "/dashboard"), ("GET", "/static/{name}"),  # the page: no data, its calls send a key
+                      # the job streams: EventSource sends no key; the stream function checks token or key
+                      ("GET", "/api/templates/job/{job_id}/stream"), ("GET", "/api/batch/jobs/{job_id}/stream")}
     # everything else goes through the proxy with a key
     assert {paths.get(ref_target(m["Properties"]["ResourceId"]), "/") for m in methods.values()
             if m["Properties"].get("ApiKeyRequired")} >= {"/", "/{proxy+}", "/api/{proxy+}"}
@@ -189,7 +192,8 @@ def test_least_privilege(synth: Synth) -> None:
     assert {k for k, a in acts.items() if "ses:SendEmail" in a} == {"finalize"}
     assert {k for k, a in acts.items() if "execute-api:ManageConnections" in a} == {"progress"}
     assert {k for k, a in acts.items() if any(x.startswith("s3:") for x in a)} == {
-        "api", "splitter", "render", "crop", "progress", "finalize"}
+        "api", "splitter", "render", "crop", "progress", "stream", "finalize"}
+    assert not any(x.startswith("s3:Put") or x.startswith("dynamodb:Put") for x in acts["stream"])  # reads only
     assert not any(x.startswith("s3:Delete") for a in acts.values() for x in a)
     # Only the api invokes another function (render, for synchronous posters).
     render_lid = logical_id_by_prop(t, "AWS::Lambda::Function", "FunctionName", SPEC.function("render").name)
