@@ -171,7 +171,7 @@ def entries_of(changes: JobChanges) -> list[Entry]:
         if job.get("status") not in events.FINAL_STATUSES or ending_here:
             e = entry(changes.job_seq)
             if e is not None:
-                body = events.progress(job)
+                body = events.progress(job, current_entity=events.current_entity(changes.items))
                 body.pop("ts", None)  # deterministic: a redelivery rewrites the same record
                 e.frames[SLOT_PROGRESS] = body
     return [by_seq[s] for s in sorted(by_seq) if by_seq[s].frames]
