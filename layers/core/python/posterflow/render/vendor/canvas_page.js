@@ -221,8 +221,9 @@
       if (!outcome.fits) return { error: "text_overflow", fitted };
       obj.setCoords();
     }
-    c.renderAll();
+    // A print needs only Fabric's SVG; a raster, the drawn canvas.
     if (args.mode === "svg") await placeSvg(c, args.page);
+    else c.renderAll();
     return { fitted, objects: objects.length };
   }
 
