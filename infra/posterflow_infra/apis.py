@@ -57,8 +57,9 @@ class RestApi(Construct):
             description="posterflow REST API (proxy to the api function)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
-            # Multipart ZIP uploads (POST /api/batch/upload-zip) reach the function base64-encoded
-            # and intact; any other body stays text (the body gate checks it).
+            # */*: a base64 answer (previews, files) is decoded to bytes whatever the client's
+            # first Accept type; every request body reaches the function base64-encoded (the
+            # body gate decodes and checks it; multipart ZIP uploads stay bytes).
             binary_media_types=list(spec.api_binary_media_types),
             default_method_options=apigw.MethodOptions(api_key_required=True),
             # Execution and access logs need the account-level CloudWatch role.

@@ -111,8 +111,9 @@ def _proxy_body(body: bytes, content_type: str | None, binary_media_types: tuple
     """The event's ``body`` and ``isBase64Encoded``, as API Gateway's REST proxy makes them.
 
     API Gateway base64-encodes a body only when its Content-Type matches one of the API's
-    binary media types; any other body goes as UTF-8 text, whatever its bytes, with each
-    byte that is not UTF-8 replaced by U+FFFD (the handler's body gate refuses those).
+    binary media types (the stack's ``*/*`` matches every body); any other body goes as UTF-8
+    text, whatever its bytes, with each byte that is not UTF-8 replaced by U+FFFD (the
+    handler's body gate refuses those).
     """
     if not body:
         return None, False
@@ -121,19 +122,27 @@ def _proxy_body(body: bytes, content_type: str | None, binary_media_types: tuple
     return body.decode("utf-8", "replace"), False
 
 
-def _is_binary(content_type: str | None, binary_media_types: tuple[str, ...]) -> bool:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
+def _is_binary(header: str | None, binary_media_types: tuple[str, ...]) -> bool:
+    """Whether a Content-Type (or an Accept header: only its first type counts, as with API
+    Gateway) matches one of the binary media types: exactly, by ``type/*`` or by ``*/*``.
+    A missing or empty header matches ``*/*`` only (what AWS does there is not documented)."""
+    media = (header or "").split(",", 1)[0].split(";", 1)[0].strip().lower()
+    types = {b.lower() for b in binary_media_types}
     if not media:
-        return False
+        return "*/*" in types
     kind = media.split("/", 1)[0]
-    return any(t in ("*/*", media, f"{kind}/*") for t in (b.lower() for b in binary_media_types))
+    return bool(types & {"*/*", media, f"{kind}/*"})
 
 
 def _api_key_id(key: str | None) -> str | None:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12] if key else None
 
 
-def proxy_response(result: InvokeResult) -> web.Response:
+def proxy_response(result: InvokeResult, accept: str | None, *,
+                   binary_media_types: tuple[str, ...] = BINARY_MEDIA_TYPES) -> web.Response:
+    """The function's answer as API Gateway's REST proxy sends it: an ``isBase64Encoded`` body
+    is decoded to bytes only when the request's ``accept`` header matches a binary media type
+    (:func:`_is_binary`); otherwise the client gets the base64 text, as on AWS."""
     if result.failed:
         log.error("api function failed: %s: %s", result.error_type, result.error_message)
         return web.json_response({"message": "Internal server error"}, status=502)
@@ -141,7 +150,8 @@ def proxy_response(result: InvokeResult) -> web.Response:
     if not isinstance(payload, dict) or "statusCode" not in payload:
         return web.json_response({"message": "Internal server error"}, status=502)
     body = payload.get("body") or ""
-    data = base64.b64decode(body) if payload.get("isBase64Encoded") else str(body).encode()
+    binary = payload.get("isBase64Encoded") and _is_binary(accept, binary_media_types)
+    data = base64.b64decode(body) if binary else str(body).encode()
     resp = web.Response(status=int(payload["statusCode"]), body=data)
     for k, v in (payload.get("headers") or {}).items():
         resp.headers[k] = str(v)
@@ -259,7 +269,7 @@ class ApiGateway:
         if self.stream_url and request.method == "GET" and sse.route_job_id(request.path) is not None:
             # Streamed routes (responseTransferMode STREAM): the stream function's own server.
             return await proxy_stream(request, self.stream_url, event["requestContext"])
-        return proxy_response(await self._invoke(self.rest_function, event))
+        return proxy_response(await self._invoke(self.rest_function, event), request.headers.get("Accept"))
 
     # ---- WebSocket -------------------------------------------------------------------------
     def _ws_event(self, route: str, event_type: str, connection_id: str, request: web.Request,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from posterflow_local.apigw import rest_event
+from posterflow_local.apigw import BINARY_MEDIA_TYPES, rest_event
 from tests.integration.helpers import api
 
 ROUTES = ("/api/generate-batch", "/api/generate", "/api/generate-async", "/api/templates/upload")
@@ -81,23 +81,23 @@ def test_api_still_answers_and_a_normal_batch_works(cloud: Any, template_id: str
     assert body["total_items"] == 1
 
 
-def test_gateway_passes_text_bodies_as_api_gateway_does() -> None:
-    # No binary media types on the stack's REST API: every body is text, bytes that are not
-    # UTF-8 become U+FFFD, nothing is base64-encoded.
-    def event(data: bytes, content_type: str) -> dict[str, Any]:
+def test_gateway_passes_bodies_as_api_gateway_does() -> None:
+    # The stack's binary media type is */*: every body goes base64-encoded, bytes intact (the
+    # body gate decodes it and refuses what is not UTF-8).
+    def event(data: bytes, content_type: str, types: tuple[str, ...] = BINARY_MEDIA_TYPES) -> dict[str, Any]:
         request = make_mocked_request("POST", "/api/generate", headers={"Content-Type": content_type})
-        return rest_event(request, data, "prod")
+        return rest_event(request, data, "prod", binary_media_types=types)
 
     for content_type in ("application/json", "text/plain", "application/octet-stream"):
         ev = event(NOT_UTF8, content_type)
-        assert ev["isBase64Encoded"] is False
-        assert ev["body"] == NOT_UTF8.decode("utf-8", "replace")
+        assert (ev["body"], ev["isBase64Encoded"]) == (base64.b64encode(NOT_UTF8).decode(), True)
     assert event(b"", "application/json")["body"] is None
-    ev = event("Zoë".encode(), "text/plain")
+    # A type no binary media type matches goes as UTF-8 text, bytes that are not UTF-8 as U+FFFD.
+    ev = event(NOT_UTF8, "application/json", ("image/*",))
+    assert (ev["body"], ev["isBase64Encoded"]) == (NOT_UTF8.decode("utf-8", "replace"), False)
+    ev = event("Zoë".encode(), "text/plain", ("image/*",))
     assert (ev["body"], ev["isBase64Encoded"]) == ("Zoë", False)
-    # With a binary media type the body goes base64-encoded, as API Gateway does.
-    request = make_mocked_request("POST", "/x", headers={"Content-Type": "image/png; q=1"})
-    ev = rest_event(request, b"\x89PNG\xff", "prod", binary_media_types=("image/*",))
+    ev = event(b"\x89PNG\xff", "image/png; q=1", ("image/*",))
     assert (ev["body"], ev["isBase64Encoded"]) == (base64.b64encode(b"\x89PNG\xff").decode(), True)
 
 

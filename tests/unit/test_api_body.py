@@ -68,12 +68,53 @@ def test_base64_text_body_that_is_not_utf8_is_invalid_encoding(content_type: str
     assert (exc.status, exc.code, exc.details["position"]) == (400, "invalid_encoding", 17)
 
 
-def test_base64_binary_bodies_pass_through() -> None:
-    raw = base64.b64encode(b"\x89PNG\r\n\x1a\n\xff\xfe" + b"[" * 5000).decode()
-    for content_type in ("multipart/form-data; boundary=x", "application/octet-stream", "image/png"):
+def test_base64_forms_and_zips_pass_through() -> None:
+    raw = base64.b64encode(b"PK\x03\x04\xff\xfe" + b"[" * 5000).decode()
+    for content_type in ("multipart/form-data; boundary=x", "application/zip"):
         ev = event(raw, content_type=content_type, b64=True)
-        body.gate(ev)
+        assert body.gate(ev) is ev
         assert normalise_event(ev) == ev  # untouched: no JSON content type forced on it
+
+
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "image/png", "text/plain"])
+def test_other_base64_bodies_must_be_utf8(content_type: str) -> None:
+    # The stack's */* base64-encodes every body: no route reads these types as bytes.
+    raw = base64.b64encode(b"\x89PNG\r\n\x1a\n\xff\xfe").decode()
+    exc = rejected(event(raw, content_type=content_type, b64=True))
+    assert (exc.status, exc.code, exc.details["position"]) == (400, "invalid_encoding", 0)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", None, "application/x-www-form-urlencoded",
+                                          "text/plain"])
+def test_base64_body_is_decoded_to_the_text_event(content_type: str | None) -> None:
+    text = '{"template_id": "t_latest", "items": [{"name": "Zoë — 東京"}]}'
+    ev = event(base64.b64encode(text.encode()).decode(), content_type=content_type, b64=True)
+    normalised = normalise_event(ev)
+    assert isinstance(normalised, dict)
+    assert (normalised["body"], normalised["isBase64Encoded"]) == (text, False)
+    assert normalised["headers"]["Content-Type"] == "application/json"  # JSON whatever the type
+    assert body.json_body(normalised["body"]) == json.loads(text)  # the gate's parse, reused
+    assert ev["isBase64Encoded"] is True and ev["body"] != text  # the caller's event is left alone
+
+
+def test_base64_body_through_the_resolver() -> None:
+    raw = base64.b64encode(b'{"section": "x"}').decode()
+    status, payload = answer(event(raw, path="/api/templates/upload", b64=True))
+    assert status == 422 and payload["error"]["code"] == "validation_error"  # JSON, validated
+    status, payload = answer(event(base64.b64encode(b"name=Ada").decode(), content_type="text/plain",
+                                   path="/api/generate", b64=True))
+    assert status == 415 and payload["error"]["code"] == "unsupported_media_type"
+
+
+def test_base64_size_is_the_decoded_size() -> None:
+    fits = base64.b64encode(b'"' + b"x" * (body.MAX_BODY_BYTES - 2) + b'"').decode()
+    assert len(fits) > body.MAX_BODY_BYTES  # the encoded text is over 6 MB, the body is not
+    body.gate(event(fits, b64=True))
+    over = base64.b64encode(b'"' + b"x" * (body.MAX_BODY_BYTES - 1) + b'"').decode()
+    exc = rejected(event(over, b64=True))
+    assert (exc.status, exc.code) == (413, "payload_too_large")
+    exc = rejected(event(over, content_type="application/zip", b64=True))  # bytes too
+    assert (exc.status, exc.code) == (413, "payload_too_large")
 
 
 def test_base64_json_body_gets_the_json_checks() -> None:

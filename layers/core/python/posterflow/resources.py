@@ -130,11 +130,14 @@ class StackSpec(_Spec):
     job_retention_days: int = 30
     api_stage: str = "prod"
     websocket_stage: str = "prod"
-    # Bodies the REST API hands to the function base64-encoded (multipart ZIP uploads); the
-    # CDK stack's binaryMediaTypes and the local gateway both read this. A request's
-    # Accept header matching one also makes API Gateway decode a base64 *response*, so only
-    # upload types are listed.
-    api_binary_media_types: tuple[str, ...] = ("multipart/form-data", "application/zip")
+    # The REST API's binaryMediaTypes (the CDK stack and the local gateway both read this).
+    # API Gateway decodes a base64 (``isBase64Encoded``) *response* only when the request's
+    # first Accept type matches one, so ``*/*``: previews and other binary answers arrive as
+    # bytes for browsers (``image/avif,image/webp,…``), curl and requests/httpx (``*/*``) and
+    # the Python client (``application/json``). The price: every request body reaches the
+    # function base64-encoded; the body gate (``posterflow.api.body``) decodes all but the
+    # forms and ZIPs a route reads as bytes, and checks them as text.
+    api_binary_media_types: tuple[str, ...] = ("*/*",)
     # API Gateway's fixed cap on a REST request body (413 REQUEST_TOO_LARGE above it).
     api_max_request_bytes: int = 10 * 1024 * 1024
     # Whether tenants' templates may run JavaScript (POSTERFLOW_TEMPLATE_JAVASCRIPT): off unless

@@ -89,12 +89,13 @@ def build() -> APIGatewayRestResolver:
 
 
 def normalise_event(event: dict[str, Any]) -> dict[str, Any] | Response[str]:
-    """The body gate's 4xx (size, encoding, JSON limits), else the event for the resolver.
+    """The body gate's 4xx (size, encoding, JSON limits), else the event for the resolver,
+    its body decoded from base64 to text unless a route reads it as bytes (api/body.py).
 
     Bodies that are JSON count as JSON whatever the Content-Type says: the seeds' curl
     examples post JSON with curl's default form content type."""
     try:
-        request_body.gate(event)
+        event = request_body.gate(event)
     except PosterflowError as exc:
         return response_of(exc)
     body = event.get("body")

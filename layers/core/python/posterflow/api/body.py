@@ -13,6 +13,11 @@ a 4xx in the API's error shape instead:
 * 422 ``too_deep``: objects and arrays nested more than :data:`MAX_DEPTH` levels;
 * 422 ``number_out_of_range``: a number DynamoDB cannot store.
 
+The REST API's binary media type is ``*/*`` (``posterflow.resources``), so API Gateway hands
+every body to the function base64-encoded. The gate decodes each one, except the forms and
+ZIPs a route reads as bytes (:data:`BYTES_TYPES`), and passes it on as text: the resolver and
+the routes see the body as before, and the checks above apply to the decoded bytes.
+
 The gate parses each JSON body once and hands the result to the resolver through
 :func:`json_body`, the resolver's JSON deserializer.
 """
@@ -37,6 +42,9 @@ MAX_MAGNITUDE = 1e126  # exclusive
 _INT_LIMIT = 10**MAX_INT_DIGITS  # exclusive
 # Routes that read a multipart/form-data body themselves, with their own size budget.
 MULTIPART_ROUTES = frozenset({("POST", "/api/batch/upload-zip")})
+# Bodies left base64-encoded for the route to read as bytes (a form elsewhere, a bare ZIP: the
+# resolver answers 415); any other base64 body is decoded and must be UTF-8 text.
+BYTES_TYPES = ("multipart/form-data", "application/zip")
 
 # The body parsed by the last gate call in this thread, for the resolver: (text, value).
 _parsed: ContextVar[tuple[str, Any] | None] = ContextVar("posterflow_parsed_body", default=None)
@@ -51,30 +59,33 @@ def looks_like_json(text: str) -> bool:
     return text.lstrip()[:1] in ("{", "[")
 
 
-def gate(event: dict[str, Any]) -> None:
-    """Check the body of a REST proxy event; raise :class:`ApiError` with the 4xx to answer."""
+def gate(event: dict[str, Any]) -> dict[str, Any]:
+    """Check the body of a REST proxy event; raise :class:`ApiError` with the 4xx to answer.
+
+    Returns the event for the resolver: ``event`` itself, or a copy whose base64 body is
+    decoded to text (``isBase64Encoded`` false), as if API Gateway had passed it as text."""
     _parsed.set(None)  # never hand a previous request's body to this one
     raw = event.get("body")
     if not raw:
-        return
+        return event
     content_type = _content_type(event)
     if _is_multipart_route(event, content_type):
-        return  # the route reads the form within its own budget (api/multipart.py)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(Reason.PAYLOAD_TOO_LARGE,
-                       "request body is over 6 MB; for large batches upload a manifest with POST /api/uploads",
-                       {"max_bytes": MAX_BODY_BYTES})
+        return event  # the route reads the form within its own budget (api/multipart.py)
     if event.get("isBase64Encoded"):
-        if not _read_as_text(content_type):
-            return  # binary (multipart, images, …): the route reads the bytes
+        if _decoded_size(raw) > MAX_BODY_BYTES:
+            raise _too_large()
+        if content_type.split(";", 1)[0].strip() in BYTES_TYPES:
+            return event  # bytes: the route reads them (or the resolver refuses the type)
         text = _decode_base64_text(raw)
+        event = {**event, "body": text, "isBase64Encoded": False}
     else:
+        if len(raw) > MAX_BODY_BYTES:
+            raise _too_large()
         _check_text(raw)
         text = raw
     if looks_like_json(text) or _is_json_type(content_type):
-        value = parse_json(text)
-        if text is raw:
-            _parsed.set((raw, value))
+        _parsed.set((text, parse_json(text)))
+    return event
 
 
 def json_body(text: str) -> Any:
@@ -130,9 +141,15 @@ def _is_json_type(content_type: str) -> bool:
     return not content_type or content_type.startswith("application/json")
 
 
-def _read_as_text(content_type: str) -> bool:
-    """Whether Powertools decodes a base64 body of this type to text (JSON or a form)."""
-    return _is_json_type(content_type) or content_type.startswith("application/x-www-form-urlencoded")
+def _too_large() -> ApiError:
+    return ApiError(Reason.PAYLOAD_TOO_LARGE,
+                    "request body is over 6 MB; for large batches upload a manifest with POST /api/uploads",
+                    {"max_bytes": MAX_BODY_BYTES})
+
+
+def _decoded_size(raw: str) -> int:
+    """The size of a base64 body once decoded (three bytes per four characters, padding aside)."""
+    return (len(raw) // 4) * 3 - raw[-2:].count("=")
 
 
 def _decode_base64_text(raw: str) -> str:
@@ -150,12 +167,13 @@ def _decode_base64_text(raw: str) -> str:
 def _check_text(text: str) -> None:
     """Refuse text that did not come from UTF-8.
 
-    Unless its type is a binary media type (the stack's are multipart/form-data and
-    application/zip, ``posterflow.resources``) API Gateway passes a body as text and
-    puts U+FFFD in place of each byte that is not UTF-8, so U+FFFD is the only trace an
-    invalid body leaves: it is refused, at the price of refusing a client that really
-    meant to send U+FFFD (a mark of text already damaged). Lone surrogates come from
-    direct invokes whose JSON event escapes them (``"\\udcff"``).
+    Behind an API whose binary media types do not match a body's type, API Gateway passes
+    the body as text and puts U+FFFD in place of each byte that is not UTF-8, so U+FFFD is
+    the only trace an invalid body leaves: it is refused, at the price of refusing a client
+    that really meant to send U+FFFD (a mark of text already damaged). The stack's API
+    (``*/*``) sends every body base64-encoded instead, decoded strictly by
+    :func:`_decode_base64_text`; text bodies still come from direct invokes, whose JSON
+    event can also carry lone surrogates (``"\\udcff"``).
     """
     if text.isascii():  # O(1) for str: most bodies stop here
         return

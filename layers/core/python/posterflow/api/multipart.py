@@ -1,7 +1,7 @@
 """multipart/form-data request bodies, read with ``python-multipart`` inside a size and time budget.
 
 Only ``POST /api/batch/upload-zip`` takes one (seed 004's ``curl -F file=@photos.zip``). The
-REST API declares ``multipart/form-data`` a binary media type (``posterflow.resources``), so
+REST API's binary media type ``*/*`` (``posterflow.resources``) covers ``multipart/form-data``, so
 API Gateway hands the body over base64-encoded and intact; the local gateway does the same.
 
 :func:`body_bytes` turns the proxy event's body into bytes (refusing a body over the budget
