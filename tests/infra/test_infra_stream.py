@@ -9,14 +9,14 @@ import os
 from typing import Any
 
 from infra_helpers import Synth
+from posterflow_infra.apis import STREAM_ROUTES
+from posterflow_infra.functions import lwa_layer_arn
 from template_views import function_props, logical_id_by_prop, ref_target, resources, role_statements
 from test_infra_stack import _rest_paths
 
 from posterflow import config
 from posterflow import resources as r
 from posterflow.progress import sse
-from posterflow_infra.apis import STREAM_ROUTES
-from posterflow_infra.functions import lwa_layer_arn
 
 SPEC = r.stack_spec()
 STREAM = SPEC.function("stream")

@@ -12,8 +12,9 @@ cursor that is no longer in the log gets a fresh ``status`` snapshot instead. A 
 nothing to say for :func:`~posterflow.config.sse_heartbeat_s` sends a ``heartbeat``; one that
 reaches :func:`~posterflow.config.sse_max_duration_s` sends ``reconnect`` and closes (the
 client comes back with its ``Last-Event-ID``). A client that connects after the job ended gets
-the snapshot and ``job_completed`` / ``job_failed`` at once; one that reconnects after it saw
-the end gets 204, which tells ``EventSource`` to stop.
+the snapshot, the job's logged frames and ``job_completed`` / ``job_failed`` at once, and the
+stream closes (a job whose log holds no end gets its end from the job record); one that
+reconnects after it saw the end gets 204, which tells ``EventSource`` to stop.
 
 Who may read a stream: the job's token (``?token=``, as ``EventSource`` cannot send headers),
 or an API key of the job's tenant (API Gateway's ``identity.apiKeyId`` when it checked the key;
@@ -47,6 +48,9 @@ MAX_KEY_CHARS = 256
 # Past every slot of a record: a cursor there means "after this whole record".
 _AFTER_RECORD = 9
 _END_EVENTS = frozenset({"job_completed", "job_failed"})
+# How long a stream of an ended job waits for the end to reach the log (the progress function
+# runs a moment behind the table) before it answers from the job record.
+END_GRACE_S = 5.0
 PresignFn = Callable[[str], str]
 
 
@@ -233,7 +237,6 @@ class JobStream:
     _first: list[Entry] = field(init=False, default_factory=list)
     _more: bool = field(init=False, default=False)
     _snapshot: bool = field(init=False, default=True)
-    _ended_at_open: bool = field(init=False, default=False)
     _polled: bool = field(init=False, default=False)
     _seen_end: bool = field(init=False, default=False)
 
@@ -243,12 +246,9 @@ class JobStream:
         header = self.last_event_id
         cursor = Cursor.parse(header)
         if header is None or not header.strip():
-            # A fresh client: the whole log of a running job; only the end of an ended one.
-            if self.job.is_final:
-                self._ended_at_open = True
-                self._cursor = Cursor(_head(self.job.job_id), _AFTER_RECORD)
-            else:
-                self._cursor = sse_log.START
+            # A fresh client: the job's whole log at once (an ended job's too, so a seed client
+            # that counts poster_completed frames counts them all), then live frames.
+            self._cursor = sse_log.START
             return
         if cursor is None:
             # Not an id of ours: a snapshot, then what comes next.
@@ -282,12 +282,19 @@ class JobStream:
         })
         if self._snapshot:
             yield self._frame(self._cursor, {**events.status(image, None), "snapshot": True})
-        if self._ended_at_open:
-            if self.job.status in events.COMPLETED_STATUSES:
-                yield self._frame(self._cursor, sse_log.presign_frame(
-                    {**events.job_completed(image, None), sse_log.ARCHIVE_KEY: self.job.archive_key}, self.presign))
-            elif self.job.status == "failed":
-                yield self._frame(self._cursor, events.job_failed(image))
+
+    def _end_from_record(self) -> bytes | None:
+        """The end of an ended job whose log holds none (it ended before the log existed, or its
+        records are gone): job_completed / job_failed from the job record itself."""
+        job = jobs.find_job(self.job.job_id) or self.job
+        image = _job_image(job)
+        cursor = Cursor(max(self._cursor.seq, _head(job.job_id)), _AFTER_RECORD)
+        if job.status in events.COMPLETED_STATUSES:
+            return self._frame(cursor, sse_log.presign_frame(
+                {**events.job_completed(image, None), sse_log.ARCHIVE_KEY: job.archive_key}, self.presign))
+        if job.status == "failed":
+            return self._frame(cursor, events.job_failed(image))
+        return self._frame(cursor, {**events.status(image, None), "snapshot": True})
 
     def _deliver(self, entry: Entry) -> tuple[list[bytes], bool]:
         out: list[bytes] = []
@@ -309,8 +316,6 @@ class JobStream:
         _track(+1)
         try:
             yield from self._opening()
-            if self._ended_at_open:
-                return
             started = last_sent = self.clock()
             pending = (self._first, self._more) if self._polled else None
             while True:
@@ -328,6 +333,12 @@ class JobStream:
                 if self._seen_end and not more:
                     return  # a client that saw the end: whatever was logged after it, then close
                 now = self.clock()
+                if (self.job.is_final and not more and now - started >= END_GRACE_S
+                        and (self.reader.end is None or self.reader.end[1] < self._round)):
+                    end = self._end_from_record()  # ended, and the log never got its end
+                    if end is not None:
+                        yield end
+                    return
                 if now - started >= self.max_duration_s:
                     yield self._frame(self._cursor, {
                         "event": "reconnect", "job_id": self.job.job_id, "reason": "max_duration",
