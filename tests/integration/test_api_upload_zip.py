@@ -188,14 +188,14 @@ def test_over_api_gateways_cap_is_the_gateway_response(cloud: Any, tmp_path: Pat
 
 
 def test_multipart_to_another_route_is_still_gated(cloud: Any) -> None:
-    # Only the upload route reads its own form; elsewhere the body gate's 6 MB still holds.
+    # Only the upload route reads its own form; elsewhere the body gate's 4 MiB still holds.
     part = b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n'
     headers = {"Content-Type": "multipart/form-data; boundary=b"}
     status, body, _ = api(cloud, "POST", "/api/generate", raw=part + b"1\r\n--b--\r\n", headers=headers)
     assert 400 <= status < 500 and body["error"]["code"], body
-    big = part + b"0" * (6 * 1024 * 1024) + b"\r\n--b--\r\n"
+    big = part + b"0" * (4 * 1024 * 1024) + b"\r\n--b--\r\n"
     status, body, _ = api(cloud, "POST", "/api/generate", raw=big, headers=headers)
-    assert status == 413 and body["error"]["code"] == "payload_too_large" and "6 MB" in body["error"]["message"]
+    assert status == 413 and body["error"]["code"] == "payload_too_large" and "4 MiB" in body["error"]["message"]
 
 
 def _upload(cloud: Any, tmp_path: Path, key: str, project: str | None) -> str:

@@ -227,7 +227,7 @@ def test_ordinary_templates_render_as_before(html: str, expected: str) -> None:
 
 
 def test_large_data_values_pass_through() -> None:
-    # Data (up to the 6 MB request body) may exceed the single-value budget: only growth counts.
+    # Data (up to the 4 MiB request body) may exceed the single-value budget: only growth counts.
     big = "A" * 3_000_000
     out = render_html("<img src='{{ img }}'>{{ img|default('')|length }}{{ img|trim|length }}{{ (img ~ '')|length }}",
                       {"img": big})

@@ -6,7 +6,8 @@ enough for a ``RecursionError``, bytes that are not UTF-8, integers over Python'
 int-from-string digit limit, and numbers DynamoDB cannot hold. The gate answers those with
 a 4xx in the API's error shape instead:
 
-* 413 ``payload_too_large``: over Lambda's 6 MB synchronous payload;
+* 413 ``payload_too_large``: over 4 MiB, what fits Lambda's 6 MB synchronous payload once
+  API Gateway has base64-encoded it (the binary media type is ``*/*``, so every body is);
 * 400 ``invalid_encoding``: not UTF-8 (see :func:`_check_text` for what that looks like
   behind API Gateway);
 * 400 ``malformed_json``: not JSON, ``NaN``/``Infinity`` included (they are not JSON);
@@ -33,7 +34,9 @@ from typing import Any
 from posterflow.api.errors import ApiError
 from posterflow.errors import Reason
 
-MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+# 4 MiB base64-encoded is 5.6 MB, leaving room for the event's headers within Lambda's 6 MB
+# synchronous payload: a larger body would fail at AWS's own layer, without this error shape.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64  # levels of objects/arrays; real bodies use 3 or 4
 # DynamoDB numbers: at most 38 significant digits, magnitude 1E-130 to 9.99…E+125.
 MAX_INT_DIGITS = 38
@@ -143,7 +146,7 @@ def _is_json_type(content_type: str) -> bool:
 
 def _too_large() -> ApiError:
     return ApiError(Reason.PAYLOAD_TOO_LARGE,
-                    "request body is over 6 MB; for large batches upload a manifest with POST /api/uploads",
+                    "request body is over 4 MiB; for large batches upload a manifest with POST /api/uploads",
                     {"max_bytes": MAX_BODY_BYTES})
 
 
