@@ -17,6 +17,7 @@ from posterflow_infra.paths import CDK_JSON, DEFAULT_OUTDIR
 from posterflow_infra.settings import (
     CTX_ALARM_EMAIL,
     CTX_PREFIX,
+    CTX_RESERVED_CONCURRENCY,
     CTX_RETENTION_DAYS,
     CTX_SES_SENDER,
     ContextError,
@@ -67,7 +68,8 @@ def build_app(
     app = cdk.App(context=context, outdir=outdir or os.environ.get("CDK_OUTDIR") or str(DEFAULT_OUTDIR),
                   builtin_cloud_formation_validation=cfn_validation)
     settings = parse_settings({k: app.node.try_get_context(k)
-                               for k in (CTX_PREFIX, CTX_RETENTION_DAYS, CTX_SES_SENDER, CTX_ALARM_EMAIL)})
+                               for k in (CTX_PREFIX, CTX_RETENTION_DAYS, CTX_SES_SENDER, CTX_ALARM_EMAIL,
+                                         CTX_RESERVED_CONCURRENCY)})
     stack = PosterflowStack(app, STACK_ID, stack_name=settings.prefix, settings=settings)
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

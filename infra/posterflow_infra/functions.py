@@ -70,6 +70,7 @@ class Functions(Construct):
         *,
         spec: r.StackSpec,
         refs: r.ResourceRefs,
+        reserve_concurrency: bool = True,
     ) -> None:
         super().__init__(scope, cid)
         self.core_layer = lambda_.LayerVersion(
@@ -91,7 +92,8 @@ class Functions(Construct):
         self.by_key: dict[str, DeployedFunction] = {}
         for fn in spec.functions:
             self.by_key[fn.key] = self._function(fn, r.function_environment(spec, fn, refs),
-                                                 reserved=spec.reserved_concurrency(fn.key))
+                                                 reserved=spec.reserved_concurrency(fn.key)
+                                                 if reserve_concurrency else None)
 
     def __getitem__(self, key: str) -> lambda_.Function:
         return self.by_key[key].function
@@ -124,7 +126,8 @@ class Functions(Construct):
             "architecture": lambda_.Architecture.X86_64,
             # A function fed by priority lanes reserves the sum of its lanes' maximum concurrency:
             # the normal lane's event source stops at its own maximum, so the rest is always
-            # there for the urgent lane (infra/README.md, "Priority lanes").
+            # there for the urgent lane (infra/README.md, "Priority lanes"). Context
+            # posterflow:reservedConcurrency=off leaves it out (accounts on a low quota).
             "reserved_concurrent_executions": reserved,
         }
         function: lambda_.Function

@@ -18,6 +18,9 @@ CTX_PREFIX = "posterflow:prefix"
 CTX_RETENTION_DAYS = "posterflow:retentionDays"
 CTX_SES_SENDER = "posterflow:sesSender"
 CTX_ALARM_EMAIL = "posterflow:alarmEmail"
+# on (default) / off: whether render and crop reserve the sum of their lanes' maximum concurrency
+# (off for accounts on a low concurrency quota; infra/README.md, "Priority lanes").
+CTX_RESERVED_CONCURRENCY = "posterflow:reservedConcurrency"
 
 # S3 bucket names are the tightest constraint on the prefix: "<prefix>-data" must be a valid,
 # lower-case bucket name, and "<prefix>-splitter" a valid function name (64 chars).
@@ -38,6 +41,7 @@ class DeploySettings:
     retention_days: int
     ses_sender: str
     alarm_email: str | None
+    reserve_concurrency: bool = True
 
     def spec(self) -> r.StackSpec:
         """The resource spec with this deployment's values applied (names, retention, sender)."""
@@ -71,6 +75,21 @@ def _email(key: str, value: Any) -> str:
     return text
 
 
+_ON = ("on", "true", "yes", "1")
+_OFF = ("off", "false", "no", "0")
+
+
+def _switch(key: str, value: Any, *, default: bool) -> bool:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    text = str(value).strip().lower()  # JSON true/false arrive as bool: str() gives True/False
+    if text in _ON:
+        return True
+    if text in _OFF:
+        return False
+    raise ContextError(f"{key} must be on or off, got {value!r}")
+
+
 def _prefix(value: Any) -> str:
     text = str(value).strip()
     if not _PREFIX_RE.match(text):
@@ -96,4 +115,6 @@ def parse_settings(context: Mapping[str, Any]) -> DeploySettings:
         retention_days=_retention(_required(context, CTX_RETENTION_DAYS)),
         ses_sender=_email(CTX_SES_SENDER, _required(context, CTX_SES_SENDER)),
         alarm_email=_email(CTX_ALARM_EMAIL, alarm) if alarm not in (None, "") else None,
+        reserve_concurrency=_switch(CTX_RESERVED_CONCURRENCY, context.get(CTX_RESERVED_CONCURRENCY),
+                                    default=True),
     )

@@ -71,7 +71,8 @@ class PosterflowStack(Stack):
             websocket_url=self.websocket.url,
             api_url=self.rest.url,
         )
-        self.functions = Functions(self, "Functions", spec=spec, refs=refs)
+        self.functions = Functions(self, "Functions", spec=spec, refs=refs,
+                                   reserve_concurrency=settings.reserve_concurrency)
         fns = {key: d.function for key, d in self.functions.by_key.items()}
 
         self.workflows = {

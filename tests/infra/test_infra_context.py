@@ -8,11 +8,12 @@ import sys
 from typing import Any
 
 import pytest
-from infra_helpers import REPO_ROOT
+from infra_helpers import REPO_ROOT, Synth
 from posterflow_infra.builder import file_context
 from posterflow_infra.settings import (
     CTX_ALARM_EMAIL,
     CTX_PREFIX,
+    CTX_RESERVED_CONCURRENCY,
     CTX_RETENTION_DAYS,
     CTX_SES_SENDER,
     ContextError,
@@ -51,6 +52,7 @@ def test_settings_apply_to_the_spec() -> None:
     (CTX_PREFIX, "Posterflow_Prod", "lower-case"),
     (CTX_PREFIX, None, "missing"),
     (CTX_ALARM_EMAIL, "oncall", "email address"),
+    (CTX_RESERVED_CONCURRENCY, "maybe", "on or off"),
 ])
 def test_bad_values_name_the_key(key: str, value: Any, needle: str) -> None:
     context = {**GOOD, key: value}
@@ -58,6 +60,39 @@ def test_bad_values_name_the_key(key: str, value: Any, needle: str) -> None:
         parse_settings(context)
     message = str(err.value)
     assert key in message and needle in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, True), ("", True), ("on", True), (True, True), ("off", False), ("OFF", False), (False, False),
+])
+def test_reserved_concurrency_switch_defaults_to_on(value: Any, expected: bool) -> None:
+    assert parse_settings({**GOOD, CTX_RESERVED_CONCURRENCY: value}).reserve_concurrency is expected
+
+
+def _reserved_by_function(template: dict[str, Any]) -> dict[str, Any]:
+    return {props["Properties"]["FunctionName"]: props["Properties"].get("ReservedConcurrentExecutions")
+            for props in template["Resources"].values() if props["Type"] == "AWS::Lambda::Function"}
+
+
+def test_reserved_concurrency_off_removes_the_reservations(synth: Synth, tmp_path: os.PathLike[str]) -> None:
+    """The default template (the session's) reserves on render and crop; `-c ...=off` synthesizes
+    the same stack without any ReservedConcurrentExecutions (no nag, no bundling: the cheap way)."""
+    from aws_cdk.assertions import Template
+    from posterflow_infra.builder import build_app
+
+    from posterflow import resources as r
+
+    spec = r.stack_spec()
+    default = _reserved_by_function(synth.json)
+    assert {name for name, v in default.items() if v is not None} == {
+        spec.function("render").name, spec.function("crop").name}
+    assert default[spec.function("render").name] == spec.reserved_concurrency("render")
+
+    _app, stack = build_app({CTX_RESERVED_CONCURRENCY: "off"}, outdir=str(tmp_path), nag=False,
+                            skip_bundling=True, cfn_validation=False)
+    off = _reserved_by_function(dict(Template.from_stack(stack).to_json()))
+    assert off.keys() == default.keys()
+    assert set(off.values()) == {None}
 
 
 def test_app_exits_nonzero_with_one_line_on_bad_retention(tmp_path: os.PathLike[str]) -> None:
