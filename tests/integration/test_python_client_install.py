@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import posterflow_client
 import pytest
 
 from posterflow import resources as r
@@ -43,7 +44,7 @@ def test_client_installs_alone_without_server_packages(tmp_path: Path) -> None:
 
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["present"] == [], f"server packages in the client's environment: {found['present']}"
-    assert found["typed"] and found["version"] == "1.0.0"
+    assert found["typed"] and found["version"] == posterflow_client.__version__
     assert str(venv) in found["file"]  # the installed copy, not this repository's source
     listed = subprocess.run([uv, "pip", "list", "--python", str(python), "--format", "freeze"], check=True,
                             capture_output=True, text=True, env=env, timeout=60).stdout

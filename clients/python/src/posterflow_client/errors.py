@@ -44,6 +44,19 @@ class PayloadTooLarge(ApiError):
     """413: the request (or a template) is over a size limit."""
 
 
+class ZipTooLarge(PayloadTooLarge):
+    """A ZIP too big for ``POST /api/batch/upload-zip`` (a form of at most ``max_bytes``:
+    ``POSTERFLOW_UPLOAD_ZIP_MAX_BYTES`` on the server, 4 MiB by default). Upload it with
+    :meth:`Client.upload_zip` instead: ``POST /api/uploads`` and a presigned PUT of up to 5 GB.
+    ``status`` is 413 whether the server said so or the client refused before sending
+    (``code`` ``zip_too_large``); ``size_bytes`` is the form's size."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None, *, max_bytes: int | None = None,
+                 size_bytes: int | None = None, **kwargs: Any) -> None:
+        super().__init__(status, code, message, details, **kwargs)
+        self.max_bytes, self.size_bytes = max_bytes, size_bytes
+
+
 class UnsupportedMediaType(ApiError):
     """415: the route takes JSON."""
 
