@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from posterflow import jobs
+from posterflow import aws, config, jobs
 from posterflow import resources as r
 from posterflow.finalize import merge_pdf
 from posterflow.resources import ResourceRefs
@@ -42,6 +42,22 @@ def _finished(cloud: Any, job_id: str, timeout: float = 120) -> dict[str, Any]:
     return dict(wait_for(done, timeout=timeout, interval=0.5, what=f"job {job_id} to finish"))
 
 
+def _entered_states(job_id: str) -> list[str]:
+    """The states the job's finalize execution entered, in order (its execution history)."""
+    sfn = aws.client("stepfunctions")
+    arn = config.state_machine_arn("finalize").replace(":stateMachine:", ":execution:")
+    arn += f":{jobs.get_job(job_id).finalize_execution_name}"
+
+    def ended() -> dict[str, Any] | None:
+        described = sfn.describe_execution(executionArn=arn)
+        return dict(described) if described["status"] != "RUNNING" else None
+
+    execution = wait_for(ended, timeout=60, interval=0.2, what=f"finalize of {job_id}")
+    assert execution["status"] == "SUCCEEDED", execution
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
 def _names(pdf: bytes) -> list[str]:
     return [" ".join((page.extract_text() or "").split()) for page in PdfReader(io.BytesIO(pdf)).pages]
 
@@ -57,6 +73,7 @@ def test_merged_pdf_has_the_succeeded_items_in_input_order(cloud: Any, pdf_templ
     assert job["merge_pdf"] is True and job["merged_pdf_pages"] == 4 and len(job["merged_pdf_urls"]) == 1
     # The link is presigned, for the tenant's own archives/<tenant>/<job>/ prefix.
     assert f"/archives/default/{job['job_id']}/merged-001.pdf" in job["merged_pdf_url"]
+    assert _entered_states(job["job_id"])[:3] == ["NeedsMergePdf", "MergePdf", "MergeDone"]
 
     merged = fetch(job["merged_pdf_url"])
     reader = PdfReader(io.BytesIO(merged))
@@ -120,6 +137,9 @@ def test_jobs_without_merge_pdf_have_no_merged_fields(cloud: Any, pdf_template: 
     assert status == 202, body
     job = _finished(cloud, body["job_id"])
     assert job["status"] == "completed" and "merged_pdf_url" not in job
+    # One Lambda invocation fewer per finalize: the first Choice skips the MergePdf task.
+    entered = _entered_states(job["job_id"])
+    assert entered[:2] == ["NeedsMergePdf", "BuildArchive"] and "MergePdf" not in entered
 
 
 def test_bulk_csv_with_merge_pdf(cloud: Any, pdf_template: str) -> None:

@@ -77,6 +77,19 @@ def test_notification_failures_never_fail_the_job(task: str) -> None:
     assert recorder["Next"] in ("HasWebhook", "IsJobFailed")
 
 
+def test_only_merge_pdf_jobs_reach_the_merge_task() -> None:
+    """The trigger's input carries merge_pdf: false skips MergePdf; true (or an input without
+    the field, e.g. a hand-started run) goes through it, where other jobs are done at once."""
+    assert ASL["StartAt"] == "NeedsMergePdf"
+    choice = STATES["NeedsMergePdf"]
+    assert choice["Type"] == "Choice" and choice["Default"] == "MergePdf"
+    (rule,) = choice["Choices"]
+    assert rule["Next"] == "BuildArchive"
+    assert {"Variable": "$.merge_pdf", "IsPresent": True} in rule["And"]
+    assert {"Variable": "$.merge_pdf", "BooleanEquals": False} in rule["And"]
+    assert STATES["MergeDone"]["Default"] == "BuildArchive"
+
+
 def test_email_retry_names_the_transient_error() -> None:
     assert workflow.EmailTransientError.__name__ in STATES["SendEmail"]["Retry"][0]["ErrorEquals"]
 

@@ -97,7 +97,10 @@ def _release_claim(job: Job) -> None:
 
 def _start_execution(job: Job) -> bool:
     """True if this call started the execution; False if it already existed."""
-    payload = {"job_id": job.job_id, "finalize_round": job.finalize_round}
+    # merge_pdf: the state machine's first Choice skips the MergePdf task for other jobs
+    # (api/batch_modes.mark_merge_pdf sets the flag before any item is queued).
+    payload = {"job_id": job.job_id, "finalize_round": job.finalize_round,
+               "merge_pdf": bool(job.extra.get("merge_pdf"))}
     try:
         aws.client("stepfunctions").start_execution(
             stateMachineArn=config.state_machine_arn("finalize"),
