@@ -16,6 +16,7 @@ import httpx
 import pytest
 from posterflow_client import (
     Client,
+    Conflict,
     NotFound,
     PayloadTooLarge,
     ValidationFailed,
@@ -129,6 +130,37 @@ def test_batch_upload_zip_then_list_by_project(pf: Client, tmp_path: Path) -> No
     with pytest.raises(ValidationFailed) as no_photos:
         pf.batch.upload_zip(photos.zip_of([("readme.txt", b"hello")]))
     assert no_photos.value.code == "no_photos"
+
+
+def test_batch_add_images_and_status(cloud: Any, pf: Client, api_key: str) -> None:
+    from posterflow import aws, tenancy
+    from posterflow_local.apigw import _api_key_id
+
+    tenant = tenancy.normalise(_api_key_id(api_key) or tenancy.DEFAULT_TENANT)
+    keys = []
+    for name, data in (("astronaut.jpg", photos.jpeg(photos.astronaut())), ("wall.jpg", photos.face_free_jpeg())):
+        key = f"uploads/{tenant}/pyc-{uuid.uuid4().hex[:8]}/{name}"
+        aws.client("s3").put_object(Bucket=cloud.refs.bucket, Key=key, Body=data)
+        keys.append(key)
+    project, batch_id = f"proj-{uuid.uuid4().hex[:6]}", f"b-{uuid.uuid4().hex[:10]}"
+    job = pf.batch.add_images([keys[0], {"key": keys[1], "id": "wall"}], batch_id=batch_id, project_id=project,
+                              priority=2, options={"size": 128, "format": "webp"})
+    assert job.job_id == batch_id
+    again = pf.batch.add_images([keys[0], {"key": keys[1], "id": "wall"}], batch_id=batch_id, project_id=project,
+                                priority=2, options={"size": 128, "format": "webp"})
+    assert again.job_id == batch_id  # the caller's batch id: a repeat is the same batch
+    with pytest.raises(Conflict):
+        pf.batch.add_images([keys[0]], batch_id=batch_id)
+    done = pf.wait(job, timeout=180, poll_interval=0.3)
+    assert done.status in ("completed", "completed_with_errors") and (done.project_id, done.lane) == (project, "urgent")
+    assert {r.entity_id for r in done.results} == {keys[0], "wall"}
+    status = pf.batch.status(batch_id)
+    assert status.batch_id == batch_id and status.is_final and status.priority == 2 and status.image_count == 2
+    assert status.progress.total == 2 and status.progress.processed == 2
+    assert status.results_endpoint == f"/api/jobs/{batch_id}"
+    with pytest.raises(NotFound) as missing:
+        pf.batch.status(f"nope-{uuid.uuid4().hex[:6]}")
+    assert missing.value.code == "batch_not_found"
 
 
 def test_upload_zip_over_the_limit_names_the_presigned_upload(pf: Client, recording: Recording,

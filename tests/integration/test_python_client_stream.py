@@ -160,6 +160,54 @@ def test_a_dropped_stream_reconnects_after_retry_with_last_event_id(cloud: Any, 
     assert sorted(e.data["entity_id"] for e in events if e.event == "poster_completed") == ["e0", "e1", "e2"]
 
 
+class Streams(httpx.BaseTransport):
+    """The real cloud; keeps the stream requests."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.streams: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/stream"):
+            self.streams.append(request)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_the_servers_reconnect_at_its_maximum_duration_is_followed(cloud: Any, pf: Client, template_id: str,
+                                                                   tmp_path: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stream function runs in this process: a 1 s maximum makes it send reconnect and close.
+    monkeypatch.setenv("POSTERFLOW_SSE_MAX_DURATION_S", "1")
+    monkeypatch.setenv("POSTERFLOW_SSE_RETRY_MS", "300")
+    transport = Streams()
+    with Client(cloud.gateway.rest_url, api_key=pf.api_key, timeout=60, transport=transport) as client:
+        sleeps: list[float] = []
+        client._sleep = sleeps.append
+        rows = tmp_path / "rows.csv"
+        rows.write_text("name\nAnn\n", encoding="utf-8")
+        # A job whose rows arrive after the first stream has reached its maximum.
+        job = client._create_job("/api/uploads", {"kind": "poster", "template_id": template_id,
+                                                  "filename": "rows.csv", **OUT}, None)
+        seen: list[StreamEvent] = []
+        for event in client.jobs.stream(job, control_events=True):
+            seen.append(event)
+            if event.event == "reconnect" and len(transport.streams) == 1:
+                monkeypatch.setenv("POSTERFLOW_SSE_MAX_DURATION_S", "60")
+                assert job.upload_url
+                put = httpx.put(job.upload_url, content=rows.read_bytes(), headers=job.upload_headers, timeout=60)
+                assert put.status_code == 200
+    names = [e.event for e in seen]
+    assert names[:2] == ["connected", "status"] and "reconnect" in names and names[-1] == "job_completed"
+    assert len(transport.streams) == 2 and sleeps[0] == 0.3  # the retry: hint
+    first_reconnect = names.index("reconnect")
+    assert transport.streams[1].headers["last-event-id"] == seen[first_reconnect].id
+    assert seen[first_reconnect + 1].event == "connected" and seen[first_reconnect + 1].data["resumed"] is True
+    assert [e.data["entity_id"] for e in seen if e.event == "poster_completed"] == ["0"]
+
+
 def test_refused_streams_are_typed_errors(cloud: Any, pf: Client, template_id: str) -> None:
     with pytest.raises(NotFound) as missing:
         list(pf.jobs.stream(f"job_{uuid.uuid4().hex[:12]}"))

@@ -30,6 +30,8 @@ from posterflow_client.errors import (
 )
 from posterflow_client.models import (
     FINAL_STATUSES,
+    BatchProgress,
+    BatchStatus,
     CancelResult,
     CropStats,
     CropTotals,
@@ -57,6 +59,8 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "Batch",
+    "BatchProgress",
+    "BatchStatus",
     "CancelResult",
     "Client",
     "Conflict",

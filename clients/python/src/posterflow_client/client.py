@@ -25,6 +25,7 @@ from posterflow_client.errors import (
     error_class,
 )
 from posterflow_client.models import (
+    BatchStatus,
     CancelResult,
     CropStats,
     Job,
@@ -664,6 +665,29 @@ class Batch:
             raise self._too_large(size, int(limit) if isinstance(limit, int) else None, error)
         client._raise(response)
         return ZipUpload.model_validate(response.json())
+
+    def add_images(self, images: Sequence[str | Mapping[str, Any]], *, batch_id: str | None = None,
+                   project_id: str | None = None, priority: int | None = None, name: str | None = None,
+                   options: Mapping[str, Any] | None = None, notify_email: str | None = None,
+                   webhook_url: str | None = None, metadata: Mapping[str, Any] | None = None,
+                   idempotency_key: str | None = None) -> Job:
+        """Face crops of images by S3 key (the caller's own, under ``uploads/``) or allow-listed
+        URL (``POST /api/batch/add-images``): each image is a key or URL string, or
+        ``{"key"|"url": …, "id": …}``. ``options``: ``size``, ``format`` (jpeg/webp),
+        ``quality``, ``all_faces``, ``max_faces``, ``padding``, ``hair``, ``min_score``.
+        ``batch_id`` (caller-chosen) makes a repeat of the same request return the same job;
+        the same id with other images is a 409 ``Conflict``."""
+        body = _options({"images": [i if isinstance(i, str) else dict(i) for i in images], "batch_id": batch_id,
+                         "project_id": project_id, "priority": priority, "name": name,
+                         "options": dict(options) if options is not None else None, "notify_email": notify_email,
+                         "webhook_url": webhook_url, "metadata": dict(metadata) if metadata is not None else None})
+        return self._client._create_job("/api/batch/add-images", body, idempotency_key)
+
+    def status(self, batch_id: str | Job) -> BatchStatus:
+        """Seed 004's batch status (``GET /api/batch/status/{id}``) of any job: ``status``,
+        ``progress`` counts, ``progress_percent``, ``archive_url``."""
+        body = self._client._json("GET", _path("api", "batch", "status", _job_id(batch_id)), safe=True)
+        return BatchStatus.model_validate(body.get("batch") or {})
 
     @staticmethod
     def _too_large(size: int, limit: int | None, error: ApiError | None) -> ZipTooLarge:

@@ -134,6 +134,37 @@ class ZipUpload(Job):
     results_endpoint: str | None = None
 
 
+class BatchProgress(_Model):
+    processed: int = 0
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+
+
+class BatchStatus(_Model):
+    """``GET /api/batch/status/{id}``: seed 004's ``batch`` object (camelCase on the wire)."""
+
+    batch_id: str = Field(alias="batchId")
+    job_id: str | None = Field(None, alias="jobId")
+    kind: str | None = None
+    status: str | None = None
+    priority: int | None = None
+    image_count: int | None = Field(None, alias="imageCount")
+    progress: BatchProgress = Field(default_factory=BatchProgress)
+    progress_percent: float | None = Field(None, alias="progressPercent")
+    created_at: str | None = Field(None, alias="createdAt")
+    completed_at: str | None = Field(None, alias="completedAt")
+    error: Any = None
+    archive_url: str | None = Field(None, alias="archiveUrl")
+    results_endpoint: str | None = Field(None, alias="resultsEndpoint")
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
 class CancelResult(_Model):
     job_id: str
     items_cancelled: int = 0
