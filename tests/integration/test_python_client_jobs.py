@@ -105,6 +105,24 @@ def test_priority_on_job_creating_calls_and_its_lane(pf: Client, template_id: st
     assert any("priority" in d["loc"] for d in caught.value.details)
 
 
+def test_generate_bulk_rows_with_priority_and_merge_pdf(pf: Client, template_id: str, pdf_template: str) -> None:
+    job = pf.generate_bulk(csv_data=[{"name": "Ann", "entity_id": "a"}, {"name": "Bo", "entity_id": "b"}],
+                           template_id=template_id, priority=3, name="bulk rows", **OUT)
+    assert (job.total_items, job.queued_items, job.failed_items) == (2, 2, 0)
+    done = pf.wait(job, timeout=120, poll_interval=0.2)
+    assert done.status == "completed" and (done.priority, done.lane) == (3, "urgent")
+    assert sorted(r.entity_id or "" for r in done.results) == ["a", "b"]
+    text = pf.generate_bulk(csv_data="name,extra\nGrace,x\nAda,y\n", csv_columns=["name"],
+                            template_id=pdf_template, merge_pdf=True)
+    merged = pf.wait(text, timeout=120, poll_interval=0.2)
+    assert merged.status == "completed" and merged.merged_pdf_pages == 2 and merged.merged_pdf_url
+    inline = pf.wait(pf.generate_bulk(csv_data=[["name"], ["Inline"]], template_html=HTML, **OUT), timeout=120,
+                     poll_interval=0.2)
+    assert inline.status == "completed" and inline.template_section and inline.template_section.startswith("inline-")
+    with pytest.raises(ValueError):
+        pf.generate_bulk(template_id=template_id)
+
+
 def test_batch_upload_zip_then_list_by_project(pf: Client, tmp_path: Path) -> None:
     project = f"proj-{uuid.uuid4().hex[:6]}"
     path = tmp_path / "team photos.zip"

@@ -283,6 +283,32 @@ class Client:
             job = job.model_copy(update={"results": results, "next": None})
         return job
 
+    def generate_bulk(self, *, csv_data: str | Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]] | None = None,
+                      user_identifiers: str | Sequence[str] | None = None, template_id: str | None = None,
+                      template_html: str | None = None, csv_columns: Sequence[str] | None = None,
+                      name: str | None = None, metadata: Mapping[str, Any] | None = None,
+                      webhook_url: str | None = None, notify_email: str | None = None, priority: int | None = None,
+                      merge_pdf: bool | None = None, idempotency_key: str | None = None, **options: Any) -> Job:
+        """Seed 000's bulk generation (``POST /api/generate-bulk``) as one job: CSV rows
+        (``csv_data``: CSV text, a list of objects, or a list of lists with the header first;
+        ``csv_columns``: only those columns fill placeholders) or user profiles looked up at the
+        server's profile source (``user_identifiers``). The template is ``template_id`` or inline
+        HTML (``template_html``, stored once per distinct content). Bad rows are failed items
+        with their reasons (``failed_items`` in the answer), never dropped."""
+        if (csv_data is None) == (user_identifiers is None):
+            raise ValueError("give exactly one of csv_data and user_identifiers")
+        method = "csv" if csv_data is not None else "html"
+        rows: Any = csv_data if isinstance(csv_data, str) or csv_data is None else [
+            dict(r) if isinstance(r, Mapping) else list(r) for r in csv_data]
+        body = _options({"bulkMethod": method, "template_id": template_id, "csvData": rows,
+                         "csvTemplate" if method == "csv" else "htmlTemplate": template_html,
+                         "csvColumns": list(csv_columns) if csv_columns is not None else None,
+                         "userIdentifiers": user_identifiers if isinstance(user_identifiers, str | None)
+                         else list(user_identifiers), "name": name,
+                         "metadata": dict(metadata) if metadata is not None else None, "webhook_url": webhook_url,
+                         "notify_email": notify_email, "priority": priority, "merge_pdf": merge_pdf, **options})
+        return self._create_job("/api/generate-bulk", body, idempotency_key)
+
     def upload_csv(self, path: str | os.PathLike[str], template_id: str, *, filename: str | None = None,
                    name: str | None = None, metadata: Mapping[str, Any] | None = None,
                    webhook_url: str | None = None, notify_email: str | None = None, priority: int | None = None,

@@ -93,6 +93,9 @@ class Job(_Model):
     mode: str | None = None
     inline: bool | None = None
     queued: int | None = None
+    # The answer of generate_bulk: rows queued, and rows failed before rendering.
+    queued_items: int | None = None
+    failed_items: int | None = None
     results: list[JobResult] = Field(default_factory=list)
     next: str | None = None
     # Only on the answer of POST /api/uploads (the job waits for its file).
