@@ -4,7 +4,6 @@ then ``job_completed``, after which the client closes its stream."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,18 +90,21 @@ def test_seed_001_eventsource_client_counts_every_poster_then_completes(cloud: A
     try:
         # A page of the API's own origin: the snippet's relative URL reaches the local gateway.
         page.goto(f"{cloud.gateway.rest_url}/health")
-        page.evaluate(PAGE_GLOBALS)
+        page.add_script_tag(content=PAGE_GLOBALS)
         page.add_script_tag(content=SEED_001_EXAMPLE_3.replace(SEED_JOB_ID, job["job_id"]))
         page.wait_for_function("window.completed === true", timeout=90_000)
+        for _ in range(50):  # console messages reach Playwright a moment after they are logged
+            if any(line.startswith("Job completed: ") for line in logs):
+                break
+            page.wait_for_timeout(100)
         count = page.evaluate("window.completedCount")
         progress = page.evaluate("window.progress")
         ready_state = page.evaluate("eventSource.readyState")
     finally:
-        time.sleep(0.2)
         context.close()
     assert not errors, errors
     posters = [line for line in logs if line.startswith("Poster completed: ")]
-    assert count == n and progress == list(range(1, n + 1)), (count, progress, logs)
+    assert count == n and progress == list(range(1, n + 1)), (count, progress, "\n".join(logs))
     assert sorted(line.split(" -> ")[0] for line in posters) == [f"Poster completed: t{i}" for i in range(n)]
     assert all(line.split(" -> ")[1].startswith("http") for line in posters), posters
     assert f"Job completed: {n}/{n}" in logs, logs

@@ -49,6 +49,7 @@ SLOT_LOG = 0
 # Hidden fields of stored frames: S3 keys the reader presigns (and removes) when sending.
 OUTPUT_KEY = "_output_key"
 ARCHIVE_KEY = "_archive_key"
+MERGED_PDF_KEYS = "_merged_pdf_keys"
 
 _ID = re.compile(r"^(\d{1,40})\.(\d{1,2})$")
 
@@ -107,13 +108,19 @@ def _seq(text: str) -> int | None:
 
 
 def _item_frames(job_id: str, raw: Mapping[str, Any], kind: str | None) -> dict[int, dict[str, Any]]:
+    """One finished item, one frame: a poster's ``poster_completed`` with the seeds' fields
+    (``job_id``, ``poster_url``, ``entity_id``, ``success``), a crop's ``item_completed`` (``url``),
+    and the item's own fields at the top level (the WebSocket's batched ``items`` list and its
+    second alias would repeat every link)."""
     item = events.item(raw, None)
     if raw.get("output_key"):
         item[OUTPUT_KEY] = raw.get("output_key")
-    frames = {SLOT_ITEM: events.items_completed(job_id, [item], alias="item_completed")}
-    if kind != "crop":
-        frames[SLOT_POSTER] = events.items_completed(job_id, [item], alias="poster_completed")
-    return frames
+    if kind == "crop":
+        item.pop("poster_url", None)
+        return {SLOT_ITEM: {"event": "item_completed", "job_id": job_id, "count": 1, **item}}
+    # Posters: only the seeds' name and link (a presigned link is ~1 KB; one per frame).
+    item.pop("url", None)
+    return {SLOT_POSTER: {"event": "poster_completed", "job_id": job_id, "count": 1, **item}}
 
 
 def _ended(job: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -122,6 +129,9 @@ def _ended(job: Mapping[str, Any]) -> dict[str, Any] | None:
         body = events.job_completed(job, None)
         if job.get("archive_key"):
             body[ARCHIVE_KEY] = job.get("archive_key")
+        merged = events.merged_pdf_keys(job)
+        if merged is not None:
+            body[MERGED_PDF_KEYS] = merged
         return body
     if state == "failed":
         return events.job_failed(job)
@@ -296,9 +306,18 @@ class Reader:
 def presign_frame(body: Mapping[str, Any], presign: Callable[[str], str] | None) -> dict[str, Any]:
     """A stored frame as sent: hidden S3 keys turned into links."""
     out = dict(body)
+    key = out.pop(OUTPUT_KEY, None)
+    if key and presign:
+        link = presign(str(key))
+        for name in ("url", "poster_url"):
+            if name in out:
+                out[name] = link
     archive = out.pop(ARCHIVE_KEY, None)
     if "archive_url" in out or archive:
         out["archive_url"] = presign(str(archive)) if archive and presign else out.get("archive_url")
+    merged = out.pop(MERGED_PDF_KEYS, None)
+    if isinstance(merged, list):
+        out.update(events.merged_pdf_fields([str(k) for k in merged], presign))
     items = out.get("items")
     if isinstance(items, list):
         signed = []
