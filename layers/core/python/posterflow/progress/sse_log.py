@@ -51,7 +51,7 @@ OUTPUT_KEY = "_output_key"
 ARCHIVE_KEY = "_archive_key"
 MERGED_PDF_KEYS = "_merged_pdf_keys"
 
-_ID = re.compile(r"^(\d{1,40})\.(\d{1,2})$")
+_ID = re.compile(r"^([0-9]{1,40})\.([0-9]{1,2})$")  # ASCII digits only
 
 
 @dataclass(frozen=True, order=True)
