@@ -90,6 +90,19 @@ def test_completed_with_errors_lists_reasons_and_link() -> None:
     assert f'href="{LINK}"' in c.html
 
 
+def test_merged_pdf_links_follow_the_download_link() -> None:
+    one = mail.compose(job(3, 0), kind="completion", status="completed", reasons=[], link=LINK, expires="2025-01-08",
+                       files=3, merged_pdf_links=[f"{LINK}&part=1"])
+    assert f"Download: {LINK}\nThe link works until 2025-01-08.\n\nMerged PDF: {LINK}&part=1\n" in one.text
+    assert f'<a href="{LINK}&amp;part=1">Merged PDF</a>' in one.html
+    two = mail.compose(job(3, 0), kind="completion", status="completed", reasons=[], link=LINK, expires="x",
+                       files=3, merged_pdf_links=[f"{LINK}&part=1", f"{LINK}&part=2"])
+    assert f"Merged PDF, part 1 of 2: {LINK}&part=1\nMerged PDF, part 2 of 2: {LINK}&part=2" in two.text
+    assert "The links work until x." in two.text and ">Merged PDF, part 2 of 2</a>" in two.html
+    plain = mail.compose(job(3, 0), kind="completion", status="completed", reasons=[], link=LINK, expires="x", files=3)
+    assert "Merged PDF" not in plain.text + plain.html
+
+
 def test_first_few_reasons_are_marked_as_such() -> None:
     c = mail.compose(
         job(0, 9),

@@ -101,6 +101,25 @@ def test_completion_frames_end_with_one_job_completed() -> None:
     assert _frames([meta(10, 10, status="completed", old_status="completed")], store) == []
 
 
+def test_job_completed_of_a_merge_pdf_job_carries_its_merged_pdf_links() -> None:
+    parts = [{"part": 2, "key": "archives/default/j1/merged-002.pdf", "pages": 4},
+             {"part": 1, "key": "archives/default/j1/merged-001.pdf", "pages": 5}]
+    merged = {"merge_pdf": {"requested": True}, "merged_pdf_r0": {"done": True, "parts": parts, "pages": 9}}
+    done = meta(10, 10, status="completed", old_status="processing", archive_key="archives/j1.zip", extra=merged)
+    end = _frames([done])[-1]
+    assert end["event"] == "job_completed" and end["merged_pdf_url"] is None
+    assert end["merged_pdf_urls"] == ["https://s3/archives/default/j1/merged-001.pdf",
+                                      "https://s3/archives/default/j1/merged-002.pdf"]
+    one = {**merged, "merged_pdf_r0": {"done": True, "parts": parts[1:]}}
+    end = _frames([meta(10, 10, status="completed", old_status="processing", extra=one)])[-1]
+    assert end["merged_pdf_url"] == end["merged_pdf_urls"][0] == "https://s3/archives/default/j1/merged-001.pdf"
+    # Another round's parts are not this round's; a job without merge_pdf has no such fields.
+    other = meta(10, 10, status="completed", old_status="processing", finalize_round=1, extra=merged)
+    assert _frames([other])[-1]["merged_pdf_urls"] == []
+    plain = _frames([meta(10, 10, status="completed", old_status="processing", extra={"archive_r0": {"files": 1}})])
+    assert "merged_pdf_urls" not in plain[-1] and "merged_pdf_url" not in plain[-1]
+
+
 def test_failed_job_gets_job_failed_and_cancelled_only_a_status() -> None:
     failed = _frames([meta(3, 3, status="failed", old_status="processing", error="unreadable input")])
     assert [f["event"] for f in failed] == ["progress", "status", "job_failed"]

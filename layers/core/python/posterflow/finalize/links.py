@@ -13,9 +13,12 @@ from urllib.parse import quote
 from posterflow import config, tokens
 
 
-def download_url(job_id: str, *, ttl_s: int = tokens.DOWNLOAD_TTL_S, now: float | None = None) -> str:
+def download_url(job_id: str, *, ttl_s: int = tokens.DOWNLOAD_TTL_S, now: float | None = None,
+                 part: int | None = None) -> str:
+    """The results archive's link; ``part``: that part of the job's merged PDF (same token)."""
     token = tokens.download_token(job_id, ttl_s=ttl_s, now=now)
-    return f"{config.api_url().rstrip('/')}/api/jobs/{quote(job_id, safe='')}/download?token={quote(token, safe='')}"
+    url = f"{config.api_url().rstrip('/')}/api/jobs/{quote(job_id, safe='')}/download?token={quote(token, safe='')}"
+    return url + (f"&part={part}" if part is not None else "")
 
 
 def status_url(job_id: str) -> str:

@@ -77,8 +77,11 @@ def compose(
     link: str | None,
     expires: str | None,
     files: int,
+    merged_pdf_links: list[str] | None = None,
 ) -> MailContent:
-    """Subject and bodies; ``files`` is how many outputs the archive holds."""
+    """Subject and bodies; ``files`` is how many outputs the archive holds; ``merged_pdf_links``
+    the parts of a ``merge_pdf`` job's merged PDF (signed download links, valid until ``expires``)."""
+    merged = list(merged_pdf_links or [])
     name = _one_line(job.name or f"job {job.job_id}", 80)
     noun = "photos" if job.kind == "crop" else "posters"
     total = job.total or 0
@@ -116,6 +119,10 @@ def compose(
         text += f"\n\nFailure reasons{more}:\n" + "\n".join(f"  - {r}" for r in reason_lines)
     if link:
         text += f"\n\nDownload: {link}\nThe link works until {expires}."
+    merged_labels = [_merged_label(i, len(merged)) for i in range(1, len(merged) + 1)]
+    if merged:
+        text += "\n\n" + "\n".join(f"{label}: {url}" for label, url in zip(merged_labels, merged, strict=True))
+        text += f"\n{'The link works' if len(merged) == 1 else 'The links work'} until {expires}."
     text += f"\n\nJob id: {job.job_id}\n"
 
     h = [f"<p>{html.escape(line)}</p>" for line in lines]
@@ -132,12 +139,20 @@ def compose(
             f'<p><a href="{html.escape(link, quote=True)}">Download the results</a> '
             f"(the link works until {html.escape(expires or '')}).</p>"
         )
+    if merged:
+        anchors = ", ".join(f'<a href="{html.escape(url, quote=True)}">{html.escape(label)}</a>'
+                            for label, url in zip(merged_labels, merged, strict=True))
+        h.append(f"<p>{anchors} (until {html.escape(expires or '')}).</p>")
     h.append(f'<p style="color:#666;font-size:12px">Job id: {html.escape(job.job_id)}</p>')
     body_html = (
         '<!DOCTYPE html><html><body style="font-family:sans-serif">'
         f"<h2>{html.escape(subject.removeprefix('[posterflow] '))}</h2>{''.join(h)}</body></html>"
     )
     return MailContent(subject=subject, text=text, html=body_html)
+
+
+def _merged_label(part: int, parts: int) -> str:
+    return "Merged PDF" if parts == 1 else f"Merged PDF, part {part} of {parts}"
 
 
 def build_message(content: MailContent, *, sender: str, recipient: str, job_id: str) -> EmailMessage:

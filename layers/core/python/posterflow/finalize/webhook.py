@@ -118,8 +118,12 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def payload(job: Any, *, status: str, results_url: str | None, status_url: str) -> bytes:
-    body = {
+def payload(job: Any, *, status: str, results_url: str | None, status_url: str,
+            merged_pdf_urls: list[str] | None = None) -> bytes:
+    """The webhook's JSON; ``merged_pdf_urls`` (a ``merge_pdf`` job's, else None) adds
+    ``merged_pdf_urls`` and ``merged_pdf_url`` (the one link when the merged PDF is one file)
+    as the job status does."""
+    body: dict[str, Any] = {
         "event": f"job.{status}",
         "job_id": job.job_id,
         "name": job.name,
@@ -137,6 +141,9 @@ def payload(job: Any, *, status: str, results_url: str | None, status_url: str) 
         "error": job.error,
         "metadata": job.metadata,
     }
+    if merged_pdf_urls is not None:
+        body["merged_pdf_url"] = merged_pdf_urls[0] if len(merged_pdf_urls) == 1 else None
+        body["merged_pdf_urls"] = list(merged_pdf_urls)
     return json.dumps(body, separators=(",", ":"), default=str).encode()
 
 

@@ -181,14 +181,16 @@ def _email(ev: FinalizeEvent) -> dict[str, Any]:
     archive_files = job.extra.get(f"archive_r{ev.finalize_round}", {})
     files = int(archive_files.get("files", 0)) if isinstance(archive_files, dict) else 0
     has_link = kind == "completion" and job.archive_key is not None
+    merged = _merged_pdf_links(job, ev.finalize_round) if kind == "completion" else None
     content = mail.compose(
         job,
         kind=kind,
         status=status,
         reasons=mail.first_failures(job.job_id) if job.failed else [],
         link=links.download_url(job.job_id) if has_link else None,
-        expires=links.expiry_text() if has_link else None,
+        expires=links.expiry_text() if has_link or merged else None,
         files=files,
+        merged_pdf_links=merged or [],
     )
     msg = mail.build_message(content, sender=config.ses_sender(), recipient=recipient, job_id=job.job_id)
     try:
@@ -206,6 +208,17 @@ def _email(ev: FinalizeEvent) -> dict[str, Any]:
     return {"sent": True, "message_id": message_id}
 
 
+def _merged_pdf_links(job: jobs.Job, finalize_round: int) -> list[str] | None:
+    """A ``merge_pdf`` job's merged PDF parts as links of the download route (``&part=N``, the
+    archive link's HMAC token: they outlive this function's credentials, as a presigned URL
+    would not); ``[]`` while it has none, None for other jobs."""
+    if not job.extra.get("merge_pdf"):
+        return None
+    record = merge_pdf.merged_record(job, finalize_round)
+    parts = record.get("parts", []) if record.get("done") else []
+    return [links.download_url(job.job_id, part=int(p["part"])) for p in parts]
+
+
 def _webhook(ev: FinalizeEvent) -> dict[str, Any]:
     job = jobs.get_job(ev.job_id)
     status = ev.status or str(job.status)
@@ -216,7 +229,11 @@ def _webhook(ev: FinalizeEvent) -> dict[str, Any]:
     if isinstance(previous, dict) and previous.get("state") in ("delivered", "failed"):
         return {"delivered": False, "reason": f"already {previous['state']}"}
     results = links.download_url(job.job_id) if status != jobs.JobStatus.FAILED and job.archive_key else None
-    body = webhook.payload(job, status=status, results_url=results, status_url=links.status_url(job.job_id))
+    merged = _merged_pdf_links(job, ev.finalize_round)
+    if merged is not None and results is None:
+        merged = []  # a failed job: no results, so no merged PDF either
+    body = webhook.payload(job, status=status, results_url=results, status_url=links.status_url(job.job_id),
+                           merged_pdf_urls=merged)
     attempt = ev.attempt + 1
     try:
         delivery = webhook.deliver(job.webhook_url, body, secret=tenancy.webhook_secrets(job.tenant))

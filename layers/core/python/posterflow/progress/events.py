@@ -112,6 +112,29 @@ def status(job: Mapping[str, Any], previous: str | None) -> dict[str, Any]:
     }
 
 
+def merged_pdf_keys(job: Mapping[str, Any]) -> list[str] | None:
+    """The S3 keys of a ``merge_pdf`` job's merged PDF parts for its round (what finalize's merge
+    step recorded in ``extra.merged_pdf_r<round>``, posterflow.finalize.merge_pdf); ``[]`` while
+    there are none, None for other jobs."""
+    extra = job.get("extra")
+    if not isinstance(extra, Mapping) or not extra.get("merge_pdf"):
+        return None
+    record = extra.get(f"merged_pdf_r{_int(job.get('finalize_round'))}")
+    if not isinstance(record, Mapping) or not record.get("done"):
+        return []
+    parts = [p for p in record.get("parts") or [] if isinstance(p, Mapping) and p.get("key")]
+    return [str(p["key"]) for p in sorted(parts, key=lambda p: _int(p.get("part")))]
+
+
+def merged_pdf_fields(keys: Sequence[str] | None, presign: Presign | None) -> dict[str, Any]:
+    """``merged_pdf_urls`` and ``merged_pdf_url`` (the one link when it is one file), presigned
+    as the job status route does; nothing for a job without ``merge_pdf``."""
+    if keys is None:
+        return {}
+    urls = [presign(k) for k in keys] if presign else []
+    return {"merged_pdf_url": urls[0] if len(urls) == 1 else None, "merged_pdf_urls": urls}
+
+
 def job_completed(job: Mapping[str, Any], presign: Presign | None) -> dict[str, Any]:
     archive_key = job.get("archive_key")
     started = _epoch(job.get("started_at")) or _epoch(job.get("created_at"))
@@ -121,6 +144,7 @@ def job_completed(job: Mapping[str, Any], presign: Presign | None) -> dict[str, 
         **job_fields(job),
         "total_count": job.get("total"),
         "archive_url": presign(archive_key) if archive_key and presign else None,
+        **merged_pdf_fields(merged_pdf_keys(job), presign),
         "duration_s": round(finished - started, 3) if started is not None and finished is not None else None,
     }
 

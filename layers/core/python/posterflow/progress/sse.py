@@ -290,8 +290,11 @@ class JobStream:
         image = _job_image(job)
         cursor = Cursor(max(self._cursor.seq, _head(job.job_id)), _AFTER_RECORD)
         if job.status in events.COMPLETED_STATUSES:
-            return self._frame(cursor, sse_log.presign_frame(
-                {**events.job_completed(image, None), sse_log.ARCHIVE_KEY: job.archive_key}, self.presign))
+            body = {**events.job_completed(image, None), sse_log.ARCHIVE_KEY: job.archive_key}
+            merged = events.merged_pdf_keys(image)
+            if merged is not None:
+                body[sse_log.MERGED_PDF_KEYS] = merged
+            return self._frame(cursor, sse_log.presign_frame(body, self.presign))
         if job.status == "failed":
             return self._frame(cursor, events.job_failed(image))
         return self._frame(cursor, {**events.status(image, None), "snapshot": True})
