@@ -68,6 +68,8 @@ def job_json(job: jobs.Job) -> dict[str, Any]:
         "skipped_count": job.skipped,
         "cancelled_count": job.cancelled,
         "progress": job.percent,
+        # The entity of the latest item to land (progress frames carry it too), while the job runs.
+        "current_entity": None if job.is_final else job.current_entity,
         "created_at": job.created_at,
         "started_at": job.started_at,
         "completed_at": job.completed_at,

@@ -198,6 +198,11 @@ def _counter_update(job_id: str, outcomes: Sequence[ItemOutcome], now: str) -> d
     for status in dict.fromkeys(o.status for o in outcomes):
         job.add(status.value, sum(1 for o in outcomes if o.status == status))
     job.set("updated_at", now).set("last_progress_at", time.time())
+    # The job status's current_entity (seed 002's "current recipient"): the latest of these
+    # items that names its entity, in the write that lands them (no read, no extra write).
+    entity = next((o.entity_id for o in reversed(outcomes) if o.entity_id), None)
+    if entity is not None:
+        job.set("current_entity", entity)
     condition = f"attribute_exists({job.name(d.spec().partition_key)})"
     return {"Update": {"TableName": d.table(), "Key": d.key(d.job_pk(job_id), d.META), **job.params(condition)}}
 

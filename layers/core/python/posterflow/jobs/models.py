@@ -94,6 +94,8 @@ class Job(_Model):
     finalize_round: int = Field(0, description="bumped by retry_failed so finalize can run again")
     finalize_claimed_round: int | None = None
     finalize_claimed_at: float | None = None
+    current_entity: str | None = Field(None, description="the entity of the latest item to land, set by the "
+                                                        "counting write that landed it (jobs/counting.py)")
     extra: dict[str, Any] = Field(default_factory=dict, description="free fields set via set_status")
 
     @property
@@ -196,6 +198,8 @@ class ItemOutcome(_Model):
     error_code: Reason | None = Field(None, description="the reason; required with an error")
     timings: dict[str, float] | None = None
     extra: dict[str, Any] | None = None
+    entity_id: str | None = Field(None, description="the item's entity when the worker knows it: the "
+                                                    "counting write stores it as the job's current_entity")
 
     @model_validator(mode="after")
     def _error_has_code(self) -> ItemOutcome:

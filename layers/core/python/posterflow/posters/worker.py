@@ -103,6 +103,8 @@ def record_outcomes(work: list[PosterWork], message_ids: list[str],
             continue
         else:
             recorded = jobs.ItemOutcome.failure(item_id, outcome)
+        if one.spec.entity_id:
+            recorded = recorded.model_copy(update={"entity_id": str(one.spec.entity_id)[:200]})
         entries.append((job_id, recorded, message_id))
     redeliver.extend(jobs.finish_batch(entries, source="render"))
     return redeliver
