@@ -1,5 +1,5 @@
 """Versions. The client follows the API: its major.minor are the API's (the server's OpenAPI
 ``info.version``), its patch number moves for client-only fixes."""
 
-__version__ = "1.0.1"
-API_VERSION = "1.0.0"
+__version__ = "1.1.0"
+API_VERSION = "1.1.0"

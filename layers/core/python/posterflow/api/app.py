@@ -31,11 +31,17 @@ from posterflow.errors import PosterflowError, Reason
 
 logger = Logger(child=True)
 
+# The API's version (OpenAPI ``info.version``): the minor moves when routes or fields are added,
+# the major when a client would break. posterflow-client's major.minor follow it. 1.1.0 added
+# job streams, the ZIP form upload, priority lanes, canvas templates, batch modes, merged PDFs,
+# logs and stats.
+API_VERSION = "1.1.0"
+
 
 def build() -> APIGatewayRestResolver:
     # The body gate (normalise_event) has parsed the JSON body already: the resolver reuses it.
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=request_body.json_body)
-    app.enable_swagger(path="/api/docs", title="posterflow API", version="1.0.0")
+    app.enable_swagger(path="/api/docs", title="posterflow API", version=API_VERSION)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -51,7 +57,7 @@ def build() -> APIGatewayRestResolver:
     @app.get("/api/openapi.json")
     def openapi() -> Response[str]:
         return Response(status_code=200, content_type="application/json",
-                        body=app.get_openapi_json_schema(title="posterflow API", version="1.0.0"))
+                        body=app.get_openapi_json_schema(title="posterflow API", version=API_VERSION))
 
     for routes in (routes_templates, routes_generate, routes_jobs, routes_download, routes_bulk, routes_uploads,
                    routes_batch, routes_stats):
