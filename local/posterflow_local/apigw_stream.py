@@ -12,6 +12,7 @@ connection, and the function's server ends that stream within one poll interval.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -70,5 +71,6 @@ async def proxy_stream(request: web.Request, upstream: str, request_context: dic
                 await out.write(data)
             except (ConnectionResetError, aiohttp.ClientConnectionResetError):
                 return out
-        await out.write_eof()
+        with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
+            await out.write_eof()  # the client may have left right after the last frame
         return out
