@@ -7,6 +7,10 @@ new logs, the finished items (one frame per :data:`ITEMS_PER_FRAME`, sent as
 frame from the job's latest image (through the :class:`~posterflow.progress.coalesce.Gate`),
 then the ending status and its ``job_completed`` / ``job_failed``, announced once per
 finalize round.
+
+Before any of that, every job's changes are appended to its SSE frame log
+(:mod:`posterflow.progress.sse_log`), whether or not anyone follows the job: Server-Sent Events
+streams replay from it.
 """
 
 from __future__ import annotations
