@@ -128,16 +128,21 @@ def _postcards(base: str, ws: str, folder: Path, photo_keys: list[str]) -> dict[
 def run_demo(args: argparse.Namespace) -> int:
     from posterflow import aws
     from posterflow_local.cloud import CloudOptions, LocalCloud
+    from posterflow_local.function_logs import route_function_output
     from posterflow_local.watch import watch
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     print("posterflow demo: starting the local cloud …", file=sys.stderr)
     t_boot = time.perf_counter()
-    with LocalCloud(CloudOptions(host=args.host, aws_port=args.aws_port, api_port=args.port,
-                                 ws_port=args.ws_port, out_dir=out)) as cloud:
+    logs = out / "logs"
+    with route_function_output(logs), \
+            LocalCloud(CloudOptions(host=args.host, aws_port=args.aws_port, api_port=args.port,
+                                    ws_port=args.ws_port, out_dir=out)) as cloud:
         base, ws = cloud.gateway.rest_url, cloud.gateway.ws_url
         print(f"  up in {time.perf_counter() - t_boot:.1f}s — API {base}, dashboard {base}/", file=sys.stderr)
+        print(f"  function logs and metrics (as CloudWatch Logs would keep them): {logs}/<function>.log",
+              file=sys.stderr)
 
         # 1. Photos: a ZIP of headshots dropped into S3 → one crop job, one item per photo.
         print("1/3 face crops: dropping headshots.zip into uploads/", file=sys.stderr)
@@ -181,7 +186,8 @@ def run_demo(args: argparse.Namespace) -> int:
                         "seconds": round(poster_s, 2), "per_s": round(job["total_items"] / poster_s, 1)},
             "postcards": mailing,
             "files": {"posters": str((out / "posters").resolve()), "crops": str((out / "crops").resolve()),
-                      "written": n_posters + n_crops, "mail": [str(m.resolve()) for m in mail]},
+                      "written": n_posters + n_crops, "mail": [str(m.resolve()) for m in mail],
+                      "logs": str(logs.resolve())},
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

@@ -39,6 +39,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
+from posterflow_local.function_logs import CURRENT_FUNCTION
+
 Handler = Callable[[Any, Any], Any]
 log = logging.getLogger("posterflow.local.lambda")
 
@@ -212,10 +214,14 @@ class LocalFunction:
             # variables (the API's tenant) end with it, as a Lambda invocation's state would,
             # instead of leaking into the thread that invoked it.
             run = contextvars.copy_context().run
-            payload = run(intercept, self.name, handler, event, ctx) if intercept else run(handler, event, ctx)
+            payload = run(self._in_context, intercept, handler, event, ctx)
             return InvokeResult(payload=payload, duration_ms=(time.perf_counter() - started) * 1000), False
         except Exception as exc:
             return _error_result(exc, started), isinstance(exc, InstanceKilled)
+
+    def _in_context(self, intercept: Any, handler: Handler, event: Any, ctx: LambdaContext) -> Any:
+        CURRENT_FUNCTION.set(self.name)  # whose log file this invocation's output goes to
+        return intercept(self.name, handler, event, ctx) if intercept else handler(event, ctx)
 
     def _record(self, result: InvokeResult) -> InvokeResult:
         with self._lock:

@@ -27,3 +27,11 @@ def test_demo_runs_the_main_job(tmp_path: Path) -> None:
     assert len(list((out / "crops").glob("*.jpg"))) == 8
     mails = list((out / "mail").glob("*.eml"))
     assert len(mails) == 2 and any("/download?token=" in m.read_text(errors="replace") for m in mails)
+    # The terminal shows the demo's own lines; what the functions print (Powertools' JSON log
+    # lines, EMF metric documents) is in a log file per function, as CloudWatch Logs keeps it.
+    assert json.loads(proc.stdout) == summary
+    assert '"_aws"' not in proc.stderr and '"function_request_id"' not in proc.stderr, proc.stderr[-3000:]
+    render_log = out / "logs" / "posterflow-render.log"
+    emf = [json.loads(line) for line in render_log.read_text().splitlines() if line.startswith('{"_aws"')]
+    assert sum(len(d["PostersRendered"]) if isinstance(d["PostersRendered"], list) else 1
+               for d in emf if "PostersRendered" in d) >= 200 + summary["postcards"]["succeeded"]

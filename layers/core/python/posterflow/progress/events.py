@@ -18,6 +18,9 @@ COMPLETED_STATUSES = frozenset({"completed", "completed_with_errors"})
 
 Presign = Callable[[str], str]
 
+# A rate needs this long between the first landed item and the latest one.
+MIN_RATE_WINDOW_S = 1.0
+
 
 def _epoch(iso: str | None) -> float | None:
     if not iso:
@@ -47,7 +50,8 @@ def rate_and_eta(job: Mapping[str, Any]) -> tuple[float | None, float | None]:
     if start is None or not isinstance(last, int | float) or processed <= 0:
         return None, None
     elapsed = float(last) - start
-    if elapsed <= 0:
+    if elapsed < MIN_RATE_WINDOW_S:
+        # The first batch lands all at once: items over a few milliseconds is no rate.
         return None, None
     rate = processed / elapsed
     if not isinstance(total, int) or rate <= 0:
