@@ -17,6 +17,7 @@ import pytest
 from posterflow import aws, jobs, tenancy
 from posterflow.errors import Reason
 from posterflow.progress import sse, sse_server
+from tests.events import load_event
 from tests.integration.helpers import api, upload_card_template, wait_for
 from tests.integration.test_sse_streams import Event, parse
 
@@ -51,8 +52,12 @@ def _get(host: str, path: str, headers: dict[str, str] | None = None) -> tuple[i
         conn.close()
 
 
-def _context(api_key_id: str | None) -> dict[str, str]:
-    return {"x-amzn-request-context": json.dumps({"stage": "prod", "identity": {"apiKeyId": api_key_id}})}
+def _context(job_id: str, api_key_id: str | None) -> dict[str, str]:
+    """The header Lambda Web Adapter adds: API Gateway's REST request context as JSON (the
+    stream methods are key-less on AWS, so there ``apiKeyId`` is empty; a key-checked method, or
+    the local gateway, fills it)."""
+    context = load_event("stream/request-context", job_id=job_id, api_key_id=api_key_id)
+    return {"x-amzn-request-context": json.dumps(context)}
 
 
 def test_a_quiet_stream_heartbeats_then_asks_the_client_to_reconnect(short_server: str,
@@ -75,9 +80,11 @@ def test_the_gateway_checked_key_is_the_tenant(short_server: str, waiting_job: d
     path = f"/api/templates/job/{waiting_job['job_id']}/stream"
     # The job is the default tenant's (the local cloud's key-less caller).
     assert jobs.get_job(waiting_job["job_id"]).tenant == tenancy.DEFAULT_TENANT
-    status, _, body = _get(short_server, path, _context("someone-else"))
+    status, _, body = _get(short_server, path, _context(waiting_job["job_id"], "someone-else"))
     assert status == 404 and json.loads(body)["error"]["code"] == "job_not_found"
-    status, events, _ = _get(short_server, path, _context(tenancy.DEFAULT_TENANT))
+    status, events, _ = _get(short_server, path, _context(waiting_job["job_id"], tenancy.DEFAULT_TENANT))
+    assert status == 200 and events[0].event == "connected"
+    status, events, _ = _get(short_server, path, _context(waiting_job["job_id"], None))  # key-less: the local default
     assert status == 200 and events[0].event == "connected"
     status, _, body = _get(short_server, "/nowhere")
     assert status == 404 and json.loads(body)["error"]["code"] == "no_route"

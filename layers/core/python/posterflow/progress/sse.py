@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ConfigDict
+
 from posterflow import aws, config, jobs, tenancy, tokens
 from posterflow.errors import PosterflowError, Reason
 from posterflow.jobs import _ddb as d
@@ -60,8 +62,13 @@ class StreamRefused(PosterflowError):
     reason = Reason.UNAUTHENTICATED
 
 
-@dataclass(frozen=True)
-class StreamRequest:
+class StreamRequest(BaseModel):
+    """What a stream request carries, as the stream function's server read it (lengths are
+    checked by :func:`authorize` and :meth:`Cursor.parse`, so a bad value is a 401/403 or a
+    snapshot, never a validation error)."""
+
+    model_config = ConfigDict(frozen=True)
+
     job_id: str
     token: str | None = None
     api_key: str | None = None
