@@ -228,3 +228,27 @@ def test_a_client_leaving_mid_stream_ends_the_stream(cloud: Any, template_id: st
     stream.close()
     wait_for(lambda: sse.active_streams() == before, timeout=5, interval=0.05,
              what="the server-side stream to end after its client left")
+
+
+def test_a_job_that_fails_ends_its_stream_with_job_failed(cloud: Any, template_id: str) -> None:
+    import io
+    import urllib.request
+    import zipfile
+
+    status, up, _ = api(cloud, "POST", "/api/uploads", {"filename": "data.csv", "template_id": template_id})
+    assert status == 201, up
+    stream = Stream(cloud, up["sse_endpoint"])
+    opening = stream.events()
+    assert next(opening).event == "connected"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:  # not a CSV: the job fails as a whole
+        zf.writestr("sheet.xml", "<x/>")
+    req = urllib.request.Request(up["upload_url"], data=buf.getvalue(), method=up["method"], headers=up["headers"])
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+    rest = list(opening)
+    stream.close()
+    names = [e.event for e in rest]
+    assert names[-1] == "job_failed" and "job_completed" not in names, names
+    assert rest[-1].data["job_id"] == up["job_id"] and rest[-1].data["error"].startswith("upload refused")
+    assert [e.data["final"] for e in rest if e.event == "status"][-1] is True
