@@ -15,7 +15,7 @@ from posterflow_local.provision import signing_secret_name
 SPEC = r.stack_spec()
 # The functions that sign or verify: job creation (api, splitter's S3 drops), the progress
 # socket's $connect, and finalize's download links and webhooks.
-NEEDS_SECRET = {"api", "splitter", "progress", "finalize"}
+NEEDS_SECRET = {"api", "splitter", "progress", "stream", "finalize"}  # stream: verifies job tokens
 
 
 def _secret_id(synth: Synth) -> str:
