@@ -252,3 +252,26 @@ def test_a_job_that_fails_ends_its_stream_with_job_failed(cloud: Any, template_i
     assert names[-1] == "job_failed" and "job_completed" not in names, names
     assert rest[-1].data["job_id"] == up["job_id"] and rest[-1].data["error"].startswith("upload refused")
     assert [e.data["final"] for e in rest if e.event == "status"][-1] is True
+
+
+def test_a_crop_job_streams_item_completed_not_poster_completed(cloud: Any) -> None:
+    import io
+    import urllib.request
+    import zipfile
+
+    status, up, _ = api(cloud, "POST", "/api/uploads", {"kind": "crop", "filename": "photos.zip"})
+    assert status == 201, up
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("notes.txt", "not a photo")
+    req = urllib.request.Request(up["upload_url"], data=buf.getvalue(), method=up["method"], headers=up["headers"])
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+    _final(up["job_id"])
+    stream = Stream(cloud, up["sse_endpoint"])
+    events = list(stream.events())
+    stream.close()
+    names = [e.event for e in events]
+    assert "poster_completed" not in names and names[-1] in ("job_completed", "job_failed"), names
+    (item,) = [e.data for e in events if e.event == "item_completed"]
+    assert item["job_id"] == up["job_id"] and item["success"] is False and item["error_code"], item
