@@ -193,6 +193,12 @@ def test_a_client_after_the_end_gets_the_snapshot_the_log_and_the_end_at_once(cl
     assert events[1].data["snapshot"] is True and events[1].data["final"] is True
     assert (events[-1].data["success_count"], events[-1].data["total_count"]) == (2, 2)
     assert events[-1].data["archive_url"], "the results archive, presigned"
+    # A Last-Event-ID that is not one of ours: the snapshot and the end, at once.
+    stream = Stream(cloud, job["sse_endpoint"], {"Last-Event-ID": "not-an-id"})
+    odd = list(stream.events())
+    stream.close()
+    assert [e.event for e in odd] == ["connected", "status", "job_completed"]
+    assert odd[1].data["snapshot"] is True
 
 
 def test_unknown_jobs_and_bad_credentials_are_refused(cloud: Any, template_id: str) -> None:

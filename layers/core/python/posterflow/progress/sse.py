@@ -246,6 +246,7 @@ class JobStream:
     _snapshot: bool = field(init=False, default=True)
     _polled: bool = field(init=False, default=False)
     _seen_end: bool = field(init=False, default=False)
+    _unknown_cursor: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.reader = sse_log.Reader(self.job.job_id)
@@ -258,8 +259,9 @@ class JobStream:
             self._cursor = sse_log.START
             return
         if cursor is None:
-            # Not an id of ours: a snapshot, then what comes next.
+            # Not an id of ours: a snapshot, then what comes next (an ended job: its end, now).
             self._cursor = Cursor(_head(self.job.job_id), _AFTER_RECORD)
+            self._unknown_cursor = True
             return
         self._cursor = cursor
         self._first, self._more = self.reader.poll(cursor)
@@ -326,6 +328,11 @@ class JobStream:
         _track(+1)
         try:
             yield from self._opening()
+            if self._unknown_cursor and self.job.is_final:
+                end = self._end_from_record()
+                if end is not None:
+                    yield end
+                return
             started = last_sent = self.clock()
             pending = (self._first, self._more) if self._polled else None
             while True:
