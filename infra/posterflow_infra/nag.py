@@ -135,10 +135,10 @@ def _apis(stack: PosterflowStack, _ack: _Acks) -> None:
         _ack(rest, rule,
              "server-to-server API: the Django backend authenticates with an API key bound to a throttled "
              "usage plan; the key-less routes are /health, the download link, which carries its own "
-             "HMAC signature checked by the api function, the two job streams (EventSource cannot send a key: the "
-             "stream function checks the job token or the caller's key itself), and the dashboard page with its script and style "
-             "files (GET /dashboard, GET /static/{name}: static, no data; the page sends the user's API key on "
-             "every data call); there are no end-user accounts for Cognito")
+             "HMAC signature checked by the api function, the two job streams (EventSource cannot send a "
+             "key: the stream function checks the job token or the caller's key itself), and the dashboard "
+             "page with its script and style files (GET /dashboard, GET /static/{name}: static, no data; the "
+             "page sends the user's API key on every data call); there are no end-user accounts for Cognito")
     _ack(stack.websocket.api, "APIG4",
          "browsers connect with ?job_id&token; the progress function checks the HMAC job token on $connect "
          "and refuses the connection otherwise; API Gateway only authorizes $connect, never later routes")
