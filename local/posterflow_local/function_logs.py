@@ -85,7 +85,7 @@ def route_function_output(directory: Path) -> Iterator[FunctionOutput]:
     """While open, functions' stdout goes to ``directory/<function>.log``."""
     real = sys.stdout
     output = FunctionOutput(directory, real)
-    sys.stdout = output  # type: ignore[assignment]
+    sys.stdout = output
     try:
         yield output
     finally:

@@ -169,10 +169,6 @@ PROFILE_URL_TEMPLATE = _register(Setting(
     Scope.DEPLOYMENT))
 WEBHOOK_TIMEOUT_S = _register(Setting("POSTERFLOW_WEBHOOK_TIMEOUT_S", "seconds a webhook delivery may take",
                                      Scope.DEPLOYMENT, default="10"))
-METRIC_SECTIONS = _register(Setting(
-    "POSTERFLOW_METRIC_SECTIONS",
-    "comma-separated template sections whose render metrics also get a `section` dimension (at most "
-    "20; every other section counts under the function's service only)", Scope.DEPLOYMENT))
 SYNC_BATCH_MAX = _register(Setting(
     "POSTERFLOW_SYNC_BATCH_MAX",
     "most items a `generate-batch` with `mode` `sync`/`auto` renders inline (answering 200 with results)",
@@ -186,9 +182,14 @@ MERGED_PDF_PART_PAGES = _register(Setting(
     "POSTERFLOW_MERGED_PDF_PART_PAGES",
     "most pages in one merged PDF of a `merge_pdf` batch; a larger job gets parts (`merged_pdf_urls`)",
     Scope.DEPLOYMENT, default="10000"))
-CANVAS_MAX_BYTES = _register(Setting("POSTERFLOW_CANVAS_MAX_BYTES",
-                                    "largest Fabric.js canvas template (`canvas_json`, UTF-8 bytes) an upload may carry",
-                                    Scope.DEPLOYMENT, default="2097152"))
+METRIC_SECTIONS = _register(Setting(
+    "POSTERFLOW_METRIC_SECTIONS",
+    "comma-separated template sections whose render metrics also get a `section` dimension (at most "
+    "20; every other section counts under the function's service only)", Scope.DEPLOYMENT))
+CANVAS_MAX_BYTES = _register(Setting(
+    "POSTERFLOW_CANVAS_MAX_BYTES",
+    "largest Fabric.js canvas template (`canvas_json`, UTF-8 bytes) an upload may carry",
+    Scope.DEPLOYMENT, default="2097152"))
 UPLOAD_ZIP_MAX_BYTES = _register(Setting(
     "POSTERFLOW_UPLOAD_ZIP_MAX_BYTES",
     "largest multipart body `POST /api/batch/upload-zip` accepts, in bytes (413 above it); the default "
@@ -361,10 +362,6 @@ def webhook_timeout_s() -> float:
     return float(WEBHOOK_TIMEOUT_S.required())
 
 
-def metric_sections() -> list[str]:
-    return METRIC_SECTIONS.items()
-
-
 def sync_batch_max() -> int:
     return int(SYNC_BATCH_MAX.required())
 
@@ -375,6 +372,10 @@ def sync_batch_deadline_s() -> float:
 
 def merged_pdf_part_pages() -> int:
     return max(1, int(MERGED_PDF_PART_PAGES.required()))
+
+
+def metric_sections() -> list[str]:
+    return METRIC_SECTIONS.items()
 
 
 def upload_zip_max_bytes() -> int:
