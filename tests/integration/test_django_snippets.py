@@ -1,7 +1,7 @@
 """The seeds' Django snippets run unchanged against the local cloud.
 
-The code blocks are read from the seed documents at test time (seed 001 "Example 2", seed 003
-``PosterService``) and executed as they are, with stand-ins for the Django parts they touch
+The code blocks are the seed documents' own (seed 001 "Example 2", seed 003 ``PosterService``),
+copied verbatim into ``tests/seed_snippets/``, and executed as they are, with stand-ins for the Django parts they touch
 (models, ``request``, ``timezone``, ``JsonResponse``). They call ``http://fastapi:8000/api/...``:
 within the test that host name resolves to the local cloud's API.
 """
@@ -9,7 +9,6 @@ within the test that host name resolves to the local cloud's API.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import socket
 import types
 from typing import Any
@@ -20,26 +19,13 @@ import pytest
 from posterflow import resources as r
 from tests.integration.helpers import api, fetch
 
-SEEDS = r.REPO_ROOT.parent / "shared" / "seeds"
+SNIPPETS = r.REPO_ROOT / "tests" / "seed_snippets"
 TEMPLATE = ("<div style='font:16px sans-serif;background:#123;color:#fff;height:100px'>"
             "{{ consumer_name }}: {{ consumer_message }} ★{{ rating }}</div>")
 
 
-def _seed(prefix: str) -> str:
-    found = sorted(SEEDS.glob(f"{prefix}_*.txt"))
-    if not found:
-        pytest.skip(f"seed {prefix} not found under {SEEDS}")
-    return found[0].read_text(encoding="utf-8")
-
-
-def _python_block(text: str, marker: str) -> str:
-    """The first ```python block after ``marker`` (a heading) or containing it."""
-    at = text.index(marker)
-    block = re.search(r"```python\n(.*?)```", text[at:], re.S) if marker.startswith("#") else None
-    if block is None:
-        blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if marker in b]
-        return blocks[0]
-    return block.group(1)
+def _snippet(name: str) -> str:
+    return (SNIPPETS / name).read_text(encoding="utf-8")
 
 
 class _QuerySet(list[Any]):
@@ -121,7 +107,7 @@ def fastapi_host(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_seed_001_example_2_batch_generation(fastapi_host: None) -> None:
-    code = _python_block(_seed("001"), "### Example 2")
+    code = _snippet("seed001_example2_django_view.py.txt")
     assert "generate-batch" in code and "Testimonial.objects" in code
     _Testimonial.objects = _Manager(_Testimonial)
     _Testimonial.objects.rows = [_Testimonial(i, approved=i != 3) for i in range(1, 7)]
@@ -142,7 +128,7 @@ def test_seed_001_example_2_batch_generation(fastapi_host: None) -> None:
 
 
 def test_seed_003_poster_service(fastapi_host: None) -> None:
-    code = _python_block(_seed("003"), "class PosterService")
+    code = _snippet("seed003_poster_service.py.txt")
     assert 'FASTAPI_URL = "http://fastapi:8000/api"' in code and "/templates/generate" in code
     scope: dict[str, Any] = {"Testimonial": _Testimonial, "JsonResponse": _JsonResponse}
     _Testimonial.objects = _Manager(_Testimonial)
