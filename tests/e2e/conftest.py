@@ -7,9 +7,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from posterflow.net.policy import AllowRule, NetPolicy
 from posterflow.render.engine import EngineConfig, RenderEngine
@@ -102,3 +104,33 @@ def engine(servers: Servers) -> Iterator[RenderEngine]:
     with RenderEngine(EngineConfig(pages=3, timeout_s=20, policy=policy)) as shared:
         shared.start()
         yield shared
+
+
+# The dashboard and stream tests drive Debian's Chromium through Playwright.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per test module (Playwright's sync API owns the thread's loop while
+    it runs, so a module's browser closes before the next module's opens)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no system Chromium")
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page in its own context; the test fails if the page threw."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield opened
+    context.close()
+    assert not errors, errors

@@ -5,20 +5,15 @@ then ``job_completed``, after which the client closes its stream."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from tests.integration.helpers import api
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 HTML = "<html><body style='margin:0;background:#fff'><b>{{ consumer_name }}</b></body></html>"
 SEED_JOB_ID = "template_batch_x9y8z7w6v5u4"
 
@@ -53,16 +48,6 @@ window.completed = false;
 window.updateProgressBar = (n) => { window.progress.push(n); };
 window.showCompletionMessage = () => { window.completed = true; };
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no system Chromium")
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield launched
-        launched.close()
 
 
 def _batch(cloud: Any, n: int) -> dict[str, Any]:
