@@ -63,6 +63,18 @@ def test_a_batch_makes_one_entry_per_record_in_stream_order_with_fixed_slots() -
     assert end[sse_log.SLOT_ENDED]["success_count"] == 1 and end[sse_log.SLOT_ENDED]["total_count"] == 2
 
 
+def test_a_job_ended_and_written_again_in_one_batch_still_shows_its_final_counters() -> None:
+    # A small job: its items, its end and finalize's later writes (archive key) in one batch.
+    ended = {**JOB, "processed": 2, "failed": 1, "status": "completed_with_errors"}
+    records = [*_batch()[:5], _record(17, "META", {**ended, "archive_key": "archives/t/j1/r.zip"}, ended)]
+    entries = sse_log.entries_of(stream.parse(records)[0])
+    frames = [f for e in entries for f in e.sorted()]
+    names = [f.event for f in frames]
+    assert names.count("progress") == 1 and names.index("progress") < names.index("job_completed"), names
+    progress = next(f for f in frames if f.event == "progress")
+    assert progress.body["processed"] == 2, progress.body
+
+
 def test_a_redelivered_batch_makes_the_same_entries() -> None:
     first = sse_log.entries_of(stream.parse(_batch())[0])
     again = sse_log.entries_of(stream.parse(_batch())[0])

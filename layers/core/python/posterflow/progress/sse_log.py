@@ -173,15 +173,20 @@ def entries_of(changes: JobChanges) -> list[Entry]:
             e.frames.update(_item_frames(job_id, raw, kind))
     latest = changes.job
     if latest is not None and changes.job_seq:
-        job = latest
-        # One progress frame per job and batch, from its latest image, unless the job had
-        # already ended before it (then the final counters went out with the end).
-        ending_here = any(s.seq == changes.job_seq and s.job.get("status") in events.FINAL_STATUSES
-                          for s in changes.statuses)
-        if job.get("status") not in events.FINAL_STATUSES or ending_here:
-            e = entry(changes.job_seq)
+        # One progress frame per job and batch: from its latest image while it runs; when it
+        # ended in this batch, from the ending image, in the entry of the end and before it (a
+        # small job whose every write lands in one batch still shows its final counters; later
+        # writes to an ended job — archive, mail — make none).
+        endings = [s for s in changes.statuses if s.job.get("status") in events.FINAL_STATUSES]
+        at: tuple[str, Mapping[str, Any]] | None = None
+        if latest.get("status") not in events.FINAL_STATUSES:
+            at = (changes.job_seq, latest)
+        elif endings:
+            at = (endings[-1].seq, endings[-1].job)
+        if at is not None:
+            e = entry(at[0])
             if e is not None:
-                body = events.progress(job, current_entity=events.current_entity(changes.items))
+                body = events.progress(at[1], current_entity=events.current_entity(changes.items))
                 body.pop("ts", None)  # deterministic: a redelivery rewrites the same record
                 e.frames[SLOT_PROGRESS] = body
     return [by_seq[s] for s in sorted(by_seq) if by_seq[s].frames]
