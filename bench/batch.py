@@ -67,7 +67,7 @@ def batch_rate(items: int, timeout_s: float) -> dict[str, Any]:
     render = _render_bench()
     html = render.TEMPLATE.replace("{{ photo }}", render._photo())
     out = Path(tempfile.mkdtemp(prefix="pf-bench-batch-"))
-    with LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out)) as cloud:
+    with LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out, function_logs=out / "logs")) as cloud:
         base = cloud.gateway.rest_url
         _post(base, "/api/templates/upload", {"section": "bench-batch", "name": "bench", "html_content": html,
                                               "format": "jpeg", "size": "instagram-square"})

@@ -262,7 +262,8 @@ def _e2e(photo: bytes, count: int, workers: int) -> dict[str, Any]:
     big = _zip_of_copies(photo, count, "people")
     warm = _zip_of_copies(photos.photo_small(), 4 * workers, "warm")
     build_s = time.monotonic() - built
-    options = CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out, concurrency={"crop": workers})
+    options = CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out, function_logs=out / "logs",
+                           concurrency={"crop": workers})
     with LocalCloud(options) as cloud:
         assert cloud.refs is not None
         bucket = cloud.refs.bucket

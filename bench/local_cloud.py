@@ -27,7 +27,8 @@ def main() -> None:
     args = ap.parse_args()
 
     out = Path(tempfile.mkdtemp(prefix="pf-bench-"))
-    with LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out, event_sources=False)) as cloud:
+    with LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out, function_logs=out / "logs",
+                                 event_sources=False)) as cloud:
         sqs, ddb = aws.client("sqs"), aws.client("dynamodb")
         url = sqs.create_queue(QueueName="bench-noop", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
         t0 = time.perf_counter()

@@ -119,7 +119,8 @@ def main() -> None:
     from posterflow_local.cloud import CloudOptions, LocalCloud
 
     out_dir = Path(tempfile.mkdtemp(prefix="pf-bench-priority-"))
-    with LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out_dir)) as cloud:
+    with LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out_dir,
+                                 function_logs=out_dir / "logs")) as cloud:
         base = cloud.gateway.rest_url
         _post(base, "/api/templates/upload", {"section": SECTION, "name": "bench", "html_content": TEMPLATE,
                                               "format": "jpeg", "width": 540, "height": 540})

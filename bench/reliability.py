@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--error-items", type=int, default=2_000)
     args = ap.parse_args()
     out = Path(tempfile.mkdtemp(prefix="pf-reliability-"))
-    with LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out)) as cloud:
+    with LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=out, function_logs=out / "logs")) as cloud:
         audit, _ = run_batch(cloud, scenario=f"batch-{args.items}-poison-kill", n=args.items, poison_every=20,
                              fault=FaultConfig(redelivery_s=2), kill_after_items=args.items // 4, drop_batches=1,
                              timeout=7200)

@@ -133,7 +133,8 @@ def main() -> None:
     from posterflow_local.cloud import CloudOptions, LocalCloud
 
     with tempfile.TemporaryDirectory() as out, LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0,
-                                                                       out_dir=Path(out))) as cloud:
+                                                                       out_dir=Path(out),
+                                                                       function_logs=Path(out) / "logs")) as cloud:
         _post(cloud.gateway.rest_url, "/api/templates/upload", {
             "section": SECTION, "name": "SSE bench", "html_content": TEMPLATE, "set_as_active": True,
             "width": 540, "height": 540, "format": "jpeg"})

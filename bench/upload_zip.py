@@ -85,7 +85,8 @@ def end_to_end(repeat: int) -> dict[str, Any]:
     from posterflow_local.cloud import CloudOptions, LocalCloud
 
     with tempfile.TemporaryDirectory() as tmp:
-        cloud = LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=Path(tmp) / "out"))
+        cloud = LocalCloud(CloudOptions(aws_port=0, api_port=0, ws_port=0, out_dir=Path(tmp) / "out",
+                                        function_logs=Path(tmp) / "out" / "logs"))
         cloud.start()
         try:
             (Path(tmp) / "photos.zip").write_bytes(photos_zip())

@@ -131,28 +131,25 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from posterflow_local.cloud import CloudOptions, LocalCloud
-    from posterflow_local.function_logs import route_function_output
 
     logs = args.out / "logs"
+    cloud = LocalCloud(CloudOptions(host=args.host, aws_port=args.aws_port, api_port=args.port,
+                                    ws_port=args.ws_port, out_dir=args.out, function_logs=logs,
+                                    template_javascript=args.allow_template_javascript))
+    cloud.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    # The functions' own output goes to a file per function, as CloudWatch Logs keeps it.
-    with route_function_output(logs):
-        cloud = LocalCloud(CloudOptions(host=args.host, aws_port=args.aws_port, api_port=args.port,
-                                        ws_port=args.ws_port, out_dir=args.out,
-                                        template_javascript=args.allow_template_javascript))
-        cloud.start()
-        try:
-            print("posterflow local cloud is up:")
-            for k, v in cloud.endpoints().items():
-                print(f"  {k:16} {v}")
-            print(f"  {'function logs':16} {logs}/<function>.log (Powertools log lines and EMF metrics)")
-            print("Press Ctrl-C to stop.", flush=True)
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            cloud.stop()
+    print("posterflow local cloud is up:")
+    for k, v in cloud.endpoints().items():
+        print(f"  {k:16} {v}")
+    print(f"  {'function logs':16} {logs}/<function>.log (Powertools log lines and EMF metrics)")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cloud.stop()
     return 0
 
 

@@ -4,6 +4,7 @@ the one resource spec. ``posterflow up`` and the integration tests both start it
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -20,6 +21,7 @@ from posterflow_local.apigw import ApiGateway
 from posterflow_local.embedded_aws import EmbeddedAWS, ensure_port_free
 from posterflow_local.event_sources import DynamoStreamPoller, SqsPoller
 from posterflow_local.faults import FaultConfig, Faults
+from posterflow_local.function_logs import route_function_output
 from posterflow_local.lambda_api import lambda_invoke_middleware
 from posterflow_local.lambda_runtime import Handler, LambdaRuntime, LocalFunction, module_loader
 from posterflow_local.provision import local_signing_secret, provision, provision_signing_secret
@@ -46,6 +48,9 @@ class CloudOptions:
     faults: FaultConfig | None = None
     # Let templates run JavaScript (POSTERFLOW_TEMPLATE_JAVASCRIPT=allow); off as in AWS.
     template_javascript: bool = False
+    # Where what functions print goes, one file per function as CloudWatch Logs keeps a log
+    # group (None: this process's stdout, which the tests capture).
+    function_logs: Path | None = None
 
 
 class LocalCloud:
@@ -63,6 +68,7 @@ class LocalCloud:
             stage=self.spec.api_stage, static_dir=STATIC_DIR if STATIC_DIR.exists() else None,
         )
         self.sqs_pollers: list[SqsPoller] = []
+        self._function_output: contextlib.AbstractContextManager[Any] | None = None
         self.stream_poller: DynamoStreamPoller | None = None
         self.refs: r.ResourceRefs | None = None
         self._stopping = threading.Event()
@@ -74,6 +80,20 @@ class LocalCloud:
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalCloud:
+        o = self.options
+        if o.function_logs is not None and self._function_output is None:
+            # Before any handler is imported: Powertools' Logger keeps the stdout it was made with.
+            self._function_output = route_function_output(o.function_logs)
+            self._function_output.__enter__()
+        try:
+            return self._start()
+        except BaseException:
+            if self._function_output is not None:
+                self._function_output.__exit__(None, None, None)
+                self._function_output = None
+            raise
+
+    def _start(self) -> LocalCloud:
         o = self.options
         ensure_port_free(o.host, o.api_port, "API")
         ensure_port_free(o.host, o.ws_port, "WS")
@@ -143,6 +163,9 @@ class LocalCloud:
         # With nothing running any more: moto's own code again, for whatever runs next in this process.
         patches.remove_all()
         gc.set_threshold(*self._gc_threshold)
+        if self._function_output is not None:
+            self._function_output.__exit__(None, None, None)
+            self._function_output = None
 
     def __enter__(self) -> LocalCloud:
         return self.start()

@@ -128,7 +128,6 @@ def _postcards(base: str, ws: str, folder: Path, photo_keys: list[str]) -> dict[
 def run_demo(args: argparse.Namespace) -> int:
     from posterflow import aws
     from posterflow_local.cloud import CloudOptions, LocalCloud
-    from posterflow_local.function_logs import route_function_output
     from posterflow_local.watch import watch
 
     out: Path = args.out
@@ -136,9 +135,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print("posterflow demo: starting the local cloud …", file=sys.stderr)
     t_boot = time.perf_counter()
     logs = out / "logs"
-    with route_function_output(logs), \
-            LocalCloud(CloudOptions(host=args.host, aws_port=args.aws_port, api_port=args.port,
-                                    ws_port=args.ws_port, out_dir=out)) as cloud:
+    with LocalCloud(CloudOptions(host=args.host, aws_port=args.aws_port, api_port=args.port,
+                                 ws_port=args.ws_port, out_dir=out, function_logs=logs)) as cloud:
         base, ws = cloud.gateway.rest_url, cloud.gateway.ws_url
         print(f"  up in {time.perf_counter() - t_boot:.1f}s — API {base}, dashboard {base}/", file=sys.stderr)
         print(f"  function logs and metrics (as CloudWatch Logs would keep them): {logs}/<function>.log",
