@@ -275,6 +275,12 @@ def _ensure_indexed(target: Target, day: str) -> None:
 
 
 # Extremes this process knows each aggregate already has (min, max): skips writes that would fail.
+# Exact whatever other instances do: a stored min_ms only ever decreases (every write of it is
+# conditioned on lowering it) and max_ms only increases, and what is remembered here is a value
+# the record held at some moment (written by this process, or read back from a failed
+# condition). So the stored min is always <= the remembered min, and a batch whose min is >=
+# the remembered one could not lower it: its update would fail its condition. Likewise for max.
+# A batch that may move an extreme always writes (conditionally). Bounded like _TARGETS.
 _EXTREMES: dict[tuple[str, str], tuple[int | None, int | None]] = {}
 
 

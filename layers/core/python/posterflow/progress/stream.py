@@ -55,6 +55,15 @@ def _image(record: Mapping[str, Any], which: str) -> dict[str, Any] | None:
     return d.from_item(raw) if raw else None
 
 
+def _old_status(record: Mapping[str, Any]) -> tuple[bool, str | None]:
+    """Whether the record has an old image, and that image's ``status`` (a string or None)."""
+    raw = (record.get("dynamodb") or {}).get("OldImage")
+    if not raw:
+        return False, None
+    value = raw.get("status")
+    return True, (str(value["S"]) if isinstance(value, Mapping) and "S" in value else None)
+
+
 def _keys(record: Mapping[str, Any]) -> tuple[str, str] | None:
     t = d.spec()
     keys = (record.get("dynamodb") or {}).get("Keys") or {}
@@ -62,6 +71,15 @@ def _keys(record: Mapping[str, Any]) -> tuple[str, str] | None:
         return str(keys[t.partition_key]["S"]), str(keys[t.sort_key]["S"])
     except (KeyError, TypeError):
         return None
+
+
+def _relevant(pk: str, sk: str, name: Any) -> bool:
+    """Whether a record with these keys can change anything :func:`parse` returns."""
+    if pk.startswith(CONN_PREFIX):
+        return sk == d.META and name == "INSERT"
+    if not pk.startswith("JOB#"):
+        return False
+    return sk == d.META or sk.startswith(d.ITEM_PREFIX) or (sk.startswith(d.LOG_PREFIX) and name == "INSERT")
 
 
 def sequence_number(record: Mapping[str, Any]) -> str:
@@ -77,13 +95,15 @@ def parse(records: Iterable[Mapping[str, Any]]) -> list[JobChanges]:
             continue
         pk, sk = keys
         name = record.get("eventName")
-        if name == "REMOVE":
+        if name == "REMOVE" or not _relevant(pk, sk, name):
+            # Skipped before its images are read: the frame log's own EVT# records (about
+            # half of a busy stream), stats aggregates, index and gate records.
             continue
         new = _image(record, "NewImage")
         if new is None:
             continue
         if pk.startswith(CONN_PREFIX):
-            if sk == d.META and name == "INSERT" and new.get("job_id"):
+            if new.get("job_id"):
                 changes = out.setdefault(str(new["job_id"]), JobChanges(str(new["job_id"])))
                 changes.greetings.append(Greeting(str(new["connection_id"]), dict(new.get("snapshot") or {}),
                                                   float(new.get("created_at", 0.0))))
@@ -91,16 +111,16 @@ def parse(records: Iterable[Mapping[str, Any]]) -> list[JobChanges]:
         if not pk.startswith("JOB#"):
             continue
         job_id = pk[len("JOB#"):]
-        old = _image(record, "OldImage")
+        # Only the old image's status matters: read it raw instead of converting the image.
+        had_old, previous = _old_status(record)
         if sk == d.META:
             changes = out.setdefault(job_id, JobChanges(job_id))
             changes.job = new
             changes.job_seq = sequence_number(record)
-            previous = old.get("status") if old else None
-            if old is not None and previous != new.get("status"):
+            if had_old and previous != new.get("status"):
                 changes.statuses.append(StatusChange(previous, new, changes.job_seq))
         elif sk.startswith(d.ITEM_PREFIX):
-            was_pending = old is not None and old.get("status") == "pending"
+            was_pending = had_old and previous == "pending"
             if was_pending and new.get("status") != "pending":
                 changes = out.setdefault(job_id, JobChanges(job_id))
                 changes.items.append(new)
