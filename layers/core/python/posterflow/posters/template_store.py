@@ -194,12 +194,33 @@ def get(template_id: str, *, tenant: str | None = None) -> TemplateVersion:
         version = active
         if version is None:
             raise TemplateNotFound(f"template {template_id!r} not found")
-    item = aws.client("dynamodb").get_item(
-        TableName=config.table(), Key={"PK": {"S": _pk(owner, section)}, "SK": {"S": _sk(version)}}
-    ).get("Item")
+    item = _version_record(owner, section, version)
     if not item:
         raise TemplateNotFound(f"template {template_id!r} not found")
     return _from_item(item, active)
+
+
+# Version records this process has read, by (endpoint, table, PK, SK). A version record is
+# written once (conditioned on not existing) and never changed or deleted, so a warm render
+# instance reads each version once instead of once per batch; only the ACTIVE pointer (what
+# ``_latest`` names) is read every time. A missing version is not remembered.
+_VERSIONS: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+_VERSIONS_MAX = 256
+
+
+def _version_record(owner: str, section: str, version: int) -> dict[str, Any] | None:
+    ddb = aws.client("dynamodb")
+    key = (str(ddb.meta.endpoint_url), config.table(), _pk(owner, section), _sk(version))
+    found = _VERSIONS.get(key)
+    if found is not None:
+        return found
+    item: dict[str, Any] | None = ddb.get_item(
+        TableName=key[1], Key={"PK": {"S": key[2]}, "SK": {"S": key[3]}}).get("Item")
+    if item:
+        if len(_VERSIONS) >= _VERSIONS_MAX:
+            _VERSIONS.clear()
+        _VERSIONS[key] = item
+    return item
 
 
 @lru_cache(maxsize=256)
