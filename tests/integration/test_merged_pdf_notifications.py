@@ -7,36 +7,29 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pypdf import PdfReader
 
 from posterflow import jobs
-from posterflow.finalize.webhook import ENV_ALLOW_LOOPBACK
 from tests.integration.helpers import api, fetch
-from tests.integration.test_finalize_workflow import Receiver, get_no_redirect, mails_for, parts, wait_finalized
+from tests.integration.test_finalize_workflow import (
+    Receiver,
+    get_no_redirect,
+    mails_for,
+    parts,
+    receiver,
+    wait_finalized,
+)
 from tests.integration.test_sse_streams import parse
+
+__all__ = ["receiver"]  # a fixture shared with the finalize tests
 
 HTML = ("<html><body style='margin:0;background:#fff'><h1 style='font:28px sans-serif;margin:20px'>"
         "Dear {{ name }}</h1></body></html>")
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    saved = os.environ.get(ENV_ALLOW_LOOPBACK)
-    os.environ[ENV_ALLOW_LOOPBACK] = "1"
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    if saved is None:
-        os.environ.pop(ENV_ALLOW_LOOPBACK, None)
-    else:
-        os.environ[ENV_ALLOW_LOOPBACK] = saved
 
 
 @pytest.fixture(scope="module")
