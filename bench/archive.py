@@ -1,7 +1,7 @@
 """Results-archive throughput and memory: N outputs of S bytes → one streamed ZIP in S3.
 
 The archiver (``posterflow.finalize.archive.build_archive``) runs in this process with real
-boto3 clients against a minimal S3 endpoint in a child process. The endpoint serves every
+boto3 clients against a minimal S3 endpoint in a child process. The endpoint (``bench/s3_stub.py``) serves every
 output from one pre-generated buffer and counts, then discards, the uploaded parts, so the
 figures are the archiver's own (HTTP + ZIP + multipart) and not the memory of an S3 emulator
 holding gigabytes. ``--verify`` keeps the uploaded archive on disk and opens it with zipfile.
@@ -22,94 +22,12 @@ import resource
 import tempfile
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+import s3_stub  # bench/s3_stub.py, beside this script
 
 BUCKET = "bench-archive"
-
-
-def _serve(port_queue: Any, size: int, sink: str | None) -> None:
-    """The S3 endpoint: GET object, create / upload part / complete / abort multipart."""
-    payload = os.urandom(size)  # random bytes: incompressible, like JPEG/PNG posters
-    state = {"bytes": 0, "parts": 0}
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _body(self) -> bytes:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                out = bytearray()
-                while True:
-                    n = int(self.rfile.readline().split(b";")[0], 16)
-                    if n == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass
-                        return bytes(out)
-                    out += self.rfile.read(n)
-                    self.rfile.readline()
-            return self.rfile.read(int(self.headers.get("Content-Length", "0")))
-
-        def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if body:
-                self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            self._reply(200, payload, {"Content-Type": "image/jpeg", "ETag": '"bench"'})
-
-        def do_HEAD(self) -> None:
-            self._reply(404)
-
-        def do_POST(self) -> None:
-            query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
-            self._body()
-            if "uploads" in query:
-                xml = "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>"
-                self._reply(200, xml.encode(), {"Content-Type": "application/xml"})
-            else:
-                xml = '<CompleteMultipartUploadResult><ETag>"done"</ETag></CompleteMultipartUploadResult>'
-                self._reply(
-                    200, xml.encode(), {"Content-Type": "application/xml", "x-bench-bytes": str(state["bytes"])}
-                )
-
-        def do_PUT(self) -> None:
-            data = self._body()
-            if self.headers.get("Content-Encoding", "").startswith("aws-chunked"):
-                data = _decode_aws_chunked(data)
-            state["bytes"] += len(data)
-            state["parts"] += 1
-            if sink:
-                number = int(parse_qs(urlsplit(self.path).query)["partNumber"][0])
-                Path(sink, f"{number:05d}.part").write_bytes(data)
-            self._reply(200, b"", {"ETag": f'"p{state["parts"]}"'})
-
-        def do_DELETE(self) -> None:
-            self._reply(204)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port_queue.put(server.server_address[1])
-    server.serve_forever()
-
-
-def _decode_aws_chunked(data: bytes) -> bytes:
-    """botocore's aws-chunked body (``<hex>\\r\\n<data>\\r\\n ... 0\\r\\n<trailers>``)."""
-    out, pos = bytearray(), 0
-    while True:
-        end = data.index(b"\r\n", pos)
-        n = int(data[pos:end].split(b";")[0], 16)
-        if n == 0:
-            return bytes(out)
-        out += data[end + 2 : end + 2 + n]
-        pos = end + 2 + n + 2
 
 
 def main() -> None:
@@ -122,7 +40,9 @@ def main() -> None:
 
     sink = tempfile.mkdtemp(prefix="pf-bench-archive-") if args.verify else None
     ports: Any = mp.get_context("spawn").Queue()
-    server = mp.get_context("spawn").Process(target=_serve, args=(ports, size, sink), daemon=True)
+    # Random bytes: incompressible, like JPEG/PNG posters.
+    server = mp.get_context("spawn").Process(target=s3_stub.serve, args=(ports, os.urandom(size), "image/jpeg", sink),
+                                             daemon=True)
     server.start()
     port = ports.get(timeout=30)
     os.environ.update(

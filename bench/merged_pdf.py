@@ -28,24 +28,11 @@ import os
 import resource
 import tempfile
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
+import s3_stub  # bench/s3_stub.py, beside this script
 from PIL import Image
-
-
-def _decode_aws_chunked(data: bytes) -> bytes:
-    """botocore's aws-chunked body (``<hex>\\r\\n<data>\\r\\n ... 0\\r\\n<trailers>``)."""
-    out, pos = bytearray(), 0
-    while True:
-        end = data.index(b"\r\n", pos)
-        n = int(data[pos:end].split(b";")[0], 16)
-        if n == 0:
-            return bytes(out)
-        out += data[end + 2 : end + 2 + n]
-        pos = end + 2 + n + 2
 
 BUCKET = "bench-merged-pdf"
 _HTML = """<html><head><style>
@@ -75,62 +62,6 @@ def sample_pdf(image_kb: int = 0) -> bytes:
     return result.data
 
 
-def _serve(port_queue: Any, payload: bytes, sink: str | None) -> None:
-    state = {"bytes": 0, "parts": 0, "uploads": 0}
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _body(self) -> bytes:
-            return self.rfile.read(int(self.headers.get("Content-Length", "0")))
-
-        def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if body:
-                self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            self._reply(200, payload, {"Content-Type": "application/pdf", "ETag": '"bench"'})
-
-        def do_POST(self) -> None:
-            query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
-            self._body()
-            if "uploads" in query:
-                state["uploads"] += 1
-                xml = f"<InitiateMultipartUploadResult><UploadId>u{state['uploads']}</UploadId>" \
-                      "</InitiateMultipartUploadResult>"
-                self._reply(200, xml.encode(), {"Content-Type": "application/xml"})
-            else:
-                xml = '<CompleteMultipartUploadResult><ETag>"done"</ETag></CompleteMultipartUploadResult>'
-                self._reply(200, xml.encode(), {"Content-Type": "application/xml"})
-
-        def do_PUT(self) -> None:
-            data = self._body()
-            if self.headers.get("Content-Encoding", "").startswith("aws-chunked"):
-                data = _decode_aws_chunked(data)
-            state["bytes"] += len(data)
-            state["parts"] += 1
-            if sink:
-                q = parse_qs(urlsplit(self.path).query)
-                upload, number = q["uploadId"][0], int(q["partNumber"][0])
-                Path(sink, f"{upload}-{number:05d}.part").write_bytes(data)
-            self._reply(200, b"", {"ETag": f'"p{state["parts"]}"'})
-
-        def do_DELETE(self) -> None:
-            self._reply(204)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port_queue.put(server.server_address[1])
-    server.serve_forever()
-
-
 def _render_sample(out: Any, image_kb: int) -> None:
     out.put(sample_pdf(image_kb))
 
@@ -147,7 +78,7 @@ def measure(pages: int, *, part_pages: int | None = None, image_kb: int = 0, ver
 
     sink = tempfile.mkdtemp(prefix="pf-bench-merge-") if verify else None
     ports: Any = ctx.Queue()
-    server = ctx.Process(target=_serve, args=(ports, payload, sink), daemon=True)
+    server = ctx.Process(target=s3_stub.serve, args=(ports, payload, "application/pdf", sink), daemon=True)
     server.start()
     port = ports.get(timeout=30)
     saved = dict(os.environ)
